@@ -1,0 +1,121 @@
+/**
+ * The base error of every Evident package.
+ *
+ * Each package declares the codes it throws as a literal union and extends this class only where a
+ * caller branches on the error (for example `ConcurrencyError`). Guards compare `code` through a
+ * registry-wide brand rather than `instanceof`, so two copies of a package in one process agree.
+ *
+ * Messages never carry payload values: they may be PHI.
+ */
+
+const brand = Symbol.for('@evident/error');
+
+/** Codes thrown by @evident/envelope. */
+export type EnvelopeErrorCode =
+  | 'INVALID_ARGUMENT'
+  | 'INVALID_ENVELOPE'
+  | 'SCHEMA_INVALID'
+  | 'SCHEMA_NOT_FOUND'
+  | 'SCHEMA_VALIDATION_FAILED'
+  | 'SCHEMA_INCOMPATIBLE'
+  | 'UPCAST_FAILED'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'PAYLOAD_TOO_DEEP'
+  | 'PAYLOAD_MALFORMED'
+  | 'PAYLOAD_UNSAFE_KEY';
+
+export interface EvidentErrorOptions {
+  /** The error that led to this one, kept for debugging (never shown to end users). */
+  readonly cause?: unknown;
+}
+
+/**
+ * Base error with a machine-readable `code`.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   registry.validate(envelope);
+ * } catch (error) {
+ *   if (isEvidentError(error, 'SCHEMA_VALIDATION_FAILED')) respondWith422(error.code);
+ *   else throw error;
+ * }
+ * ```
+ */
+export class EvidentError<Code extends string = string> extends Error {
+  readonly code: Code;
+
+  constructor(code: Code, message: string, options: EvidentErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.name = new.target.name;
+    Object.defineProperty(this, brand, { value: true, enumerable: false });
+  }
+}
+
+/**
+ * True when `error` is an Evident error, optionally with one of the given codes. Works across
+ * duplicated copies of the package because it checks a global brand and the code, not the class.
+ */
+export function isEvidentError<Code extends string = string>(
+  error: unknown,
+  ...codes: readonly Code[]
+): error is EvidentError<Code> {
+  if (typeof error !== 'object' || error === null) return false;
+  if ((error as Record<symbol, unknown>)[brand] !== true) return false;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code !== 'string') return false;
+  return codes.length === 0 || (codes as readonly string[]).includes(code);
+}
+
+/** A caller passed a value the API cannot accept; the message says which and why. */
+export class InvalidArgumentError extends EvidentError<'INVALID_ARGUMENT'> {
+  constructor(message: string, options?: EvidentErrorOptions) {
+    super('INVALID_ARGUMENT', message, options);
+  }
+}
+
+/** One reason a payload failed its schema: where, and which rule — never the value. */
+export interface SchemaIssue {
+  /** JSON Pointer into the payload, e.g. `/patient/dateOfBirth`. */
+  readonly path: string;
+  /** The rule that failed, e.g. `required`, `type`, `maxLength`. */
+  readonly keyword: string;
+  /** A value-free explanation, e.g. `must have required property 'memberId'`. */
+  readonly reason: string;
+}
+
+/** A payload does not match the schema registered for its type and version. */
+export class SchemaValidationError extends EvidentError<'SCHEMA_VALIDATION_FAILED'> {
+  readonly eventType: string;
+  readonly schemaVersion: number;
+  readonly issues: readonly SchemaIssue[];
+
+  constructor(eventType: string, schemaVersion: number, issues: readonly SchemaIssue[]) {
+    const first = issues[0];
+    const detail = first ? `: ${first.path || '/'} ${first.reason}` : '';
+    const more = issues.length > 1 ? ` (and ${issues.length - 1} more)` : '';
+    super(
+      'SCHEMA_VALIDATION_FAILED',
+      `${eventType} v${schemaVersion} failed validation${detail}${more}`,
+    );
+    this.eventType = eventType;
+    this.schemaVersion = schemaVersion;
+    this.issues = issues;
+  }
+
+  /** Path of the first failing location (JSON Pointer). */
+  get path(): string {
+    return this.issues[0]?.path ?? '';
+  }
+
+  /** Reason of the first failure. */
+  get reason(): string {
+    return this.issues[0]?.reason ?? '';
+  }
+}
+
+/** `true` when `error` is a {@link SchemaValidationError} from any copy of this package. */
+export function isSchemaValidationError(error: unknown): error is SchemaValidationError {
+  return isEvidentError(error, 'SCHEMA_VALIDATION_FAILED');
+}

@@ -1,0 +1,194 @@
+import { assertEnvelope, type Envelope } from './envelope.js';
+import { EvidentError } from './errors.js';
+
+/** Bounds on what (de)serialization accepts; both keep hostile input to linear time. */
+export interface SerializationLimits {
+  /** Largest serialized envelope, in UTF-8 bytes. @defaultValue 1 MiB */
+  readonly maxBytes?: number;
+  /** Deepest nesting of objects and arrays. @defaultValue 64 */
+  readonly maxDepth?: number;
+}
+
+export const defaultSerializationLimits: Required<SerializationLimits> = {
+  maxBytes: 1024 * 1024,
+  maxDepth: 64,
+};
+
+/** A payload broke a limit or is not safe JSON; `code` says which. The value is never included. */
+export class PayloadError extends EvidentError<
+  'PAYLOAD_TOO_LARGE' | 'PAYLOAD_TOO_DEEP' | 'PAYLOAD_MALFORMED' | 'PAYLOAD_UNSAFE_KEY'
+> {}
+
+function resolve(limits: SerializationLimits | undefined): Required<SerializationLimits> {
+  return { ...defaultSerializationLimits, ...limits };
+}
+
+/**
+ * Deepest nesting in a JSON text, found without parsing it, so a document nested 100,000 deep is
+ * refused in one linear pass instead of exhausting the parser's stack.
+ */
+function exceedsDepth(text: string, maxDepth: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c /* \ */) i++;
+      else if (c === 0x22 /* " */) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
+      if (++depth > maxDepth) return true;
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) depth--;
+  }
+  return false;
+}
+
+// Keys that reach Object.prototype when a parsed value is later merged into another object.
+const unsafeKey = (key: string) => key === '__proto__' || key === 'prototype';
+
+function assertSafeKeys(value: unknown, path: string): void {
+  if (typeof value !== 'object' || value === null) return;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) assertSafeKeys(value[i], `${path}/${i}`);
+    return;
+  }
+  for (const key of Object.keys(value)) {
+    const child = (value as Record<string, unknown>)[key];
+    if (unsafeKey(key) || (key === 'constructor' && typeof child === 'object' && child !== null)) {
+      throw new PayloadError(
+        'PAYLOAD_UNSAFE_KEY',
+        `key "${key}" at ${path || '/'} is refused: it can pollute object prototypes`,
+      );
+    }
+    assertSafeKeys(child, `${path}/${escapePointer(key)}`);
+  }
+}
+
+function escapePointer(key: string): string {
+  return key.replace(/~/g, '~0').replace(/\//g, '~1');
+}
+
+/**
+ * Check that a value is plain JSON (so it round-trips exactly) within the depth limit.
+ * NaN, Infinity, undefined, functions, class instances and cycles are refused, naming the path.
+ */
+function assertJsonValue(value: unknown, path: string, depth: number, maxDepth: number): void {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return;
+    case 'number':
+      if (!Number.isFinite(value)) {
+        throw new PayloadError('PAYLOAD_MALFORMED', `${path || '/'} is not a finite number`);
+      }
+      return;
+    case 'object': {
+      if (value === null) return;
+      if (depth >= maxDepth) {
+        throw new PayloadError('PAYLOAD_TOO_DEEP', `payload nests deeper than ${maxDepth} levels`);
+      }
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) {
+          assertJsonValue(value[i], `${path}/${i}`, depth + 1, maxDepth);
+        }
+        return;
+      }
+      const proto = Object.getPrototypeOf(value);
+      if (proto !== Object.prototype && proto !== null) {
+        throw new PayloadError(
+          'PAYLOAD_MALFORMED',
+          `${path || '/'} is a ${proto?.constructor?.name ?? 'class'} instance; only plain JSON is stored`,
+        );
+      }
+      for (const key of Object.keys(value)) {
+        const child = (value as Record<string, unknown>)[key];
+        if (unsafeKey(key) || (key === 'constructor' && typeof child === 'object' && child !== null)) {
+          throw new PayloadError(
+            'PAYLOAD_UNSAFE_KEY',
+            `key "${key}" at ${path || '/'} is refused: it can pollute object prototypes`,
+          );
+        }
+        assertJsonValue(child, `${path}/${escapePointer(key)}`, depth + 1, maxDepth);
+      }
+      return;
+    }
+    default:
+      throw new PayloadError('PAYLOAD_MALFORMED', `${path || '/'} is a ${typeof value}, not JSON`);
+  }
+}
+
+/**
+ * Check that `value` is plain JSON within the limits: the same rules `serialize` applies to a
+ * payload. Stores and brokers call it before writing so a bad payload is refused, not truncated.
+ *
+ * @throws PayloadError
+ */
+export function assertJson(value: unknown, limits?: SerializationLimits): void {
+  const { maxDepth } = resolve(limits);
+  // A cycle recurses until it passes maxDepth, so it is reported as too deep: bounded either way.
+  assertJsonValue(value, '', 0, maxDepth);
+}
+
+/**
+ * Serialize an envelope to JSON text, refusing anything that would not come back identical.
+ *
+ * @example
+ * ```ts
+ * const text = serialize(envelope);
+ * const same = deserialize(text);
+ * ```
+ * @throws PayloadError when the payload is too large, too deep or not plain JSON.
+ * @throws InvalidArgumentError when the envelope's own fields are malformed.
+ */
+export function serialize(envelope: Envelope, limits?: SerializationLimits): string {
+  const { maxBytes, maxDepth } = resolve(limits);
+  assertEnvelope(envelope);
+  assertJsonValue(envelope.data, '/data', 1, maxDepth);
+  assertJsonValue(envelope.metadata, '/metadata', 1, maxDepth);
+  const text = JSON.stringify(envelope);
+  if (text.length > maxBytes || Buffer.byteLength(text, 'utf8') > maxBytes) {
+    throw new PayloadError('PAYLOAD_TOO_LARGE', `serialized envelope exceeds ${maxBytes} bytes`);
+  }
+  return text;
+}
+
+/**
+ * Parse JSON text from an untrusted source within the limits, refusing prototype-polluting keys.
+ * Runs in time linear in the input: size is checked first, depth without parsing.
+ *
+ * @throws PayloadError
+ */
+export function parseJson(text: string, limits?: SerializationLimits): unknown {
+  const { maxBytes, maxDepth } = resolve(limits);
+  if (typeof text !== 'string') {
+    throw new PayloadError('PAYLOAD_MALFORMED', 'expected JSON text');
+  }
+  // UTF-8 never takes fewer bytes than UTF-16 code units, so the cheap check comes first.
+  if (text.length > maxBytes || Buffer.byteLength(text, 'utf8') > maxBytes) {
+    throw new PayloadError('PAYLOAD_TOO_LARGE', `JSON text exceeds ${maxBytes} bytes`);
+  }
+  if (exceedsDepth(text, maxDepth)) {
+    throw new PayloadError('PAYLOAD_TOO_DEEP', `JSON nests deeper than ${maxDepth} levels`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (cause) {
+    // The parser's message quotes the input; keep it only as the cause.
+    throw new PayloadError('PAYLOAD_MALFORMED', 'text is not valid JSON', { cause });
+  }
+  if (text.includes('__proto__') || text.includes('constructor') || text.includes('prototype')) {
+    assertSafeKeys(value, '');
+  }
+  return value;
+}
+
+/**
+ * Parse and check an envelope received from outside the process (a broker, a file, a request).
+ *
+ * @throws PayloadError for size, depth, syntax and unsafe keys.
+ * @throws InvalidArgumentError when the envelope's fields are missing or malformed.
+ */
+export function deserialize(text: string, limits?: SerializationLimits): Envelope {
+  return assertEnvelope(parseJson(text, limits));
+}

@@ -1,0 +1,48 @@
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vitest/config';
+
+// One config, three tiers chosen by file name (see CONTRIBUTING.md):
+//   *.unit.test.ts  no I/O, runs anywhere
+//   *.int.test.ts   real PostgreSQL, RabbitMQ, SQS emulator
+//   *.e2e.test.ts   whole app, built packages, real browser
+// Workspace packages resolve to their TypeScript sources through the
+// "@evident/source" export condition, so tests never need a build first.
+const shared = {
+  resolve: {
+    conditions: ['@evident/source'],
+    alias: { '#test-env': fileURLToPath(new URL('./test/env.ts', import.meta.url)) },
+  },
+};
+const roots = ['packages', 'examples', 'docs'];
+const tier = (name: string) => roots.flatMap((r) => [`${r}/**/*.${name}.test.ts`]);
+const exclude = ['**/node_modules/**', '**/dist/**'];
+
+export default defineConfig({
+  test: {
+    projects: [
+      { ...shared, test: { name: 'unit', include: tier('unit'), exclude } },
+      {
+        ...shared,
+        test: {
+          name: 'int',
+          include: tier('int'),
+          exclude,
+          globalSetup: ['./test/globalSetup.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+        },
+      },
+      {
+        ...shared,
+        test: {
+          name: 'e2e',
+          include: tier('e2e'),
+          exclude,
+          globalSetup: ['./test/globalSetup.ts'],
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+        },
+      },
+    ],
+  },
+});
