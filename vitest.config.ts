@@ -16,6 +16,9 @@ const shared = {
 const roots = ['packages', 'examples', 'docs'];
 const tier = (name: string) => roots.flatMap((r) => [`${r}/**/*.${name}.test.ts`]);
 const exclude = ['**/node_modules/**', '**/dist/**'];
+// Tests that stop or restart a shared server (RabbitMQ, PostgreSQL) would break every other suite
+// running beside them, so they live in their own project, run one file at a time, after the rest.
+const restart = roots.map((r) => `${r}/**/*.restart.int.test.ts`);
 
 export default defineConfig({
   test: {
@@ -26,10 +29,22 @@ export default defineConfig({
         test: {
           name: 'int',
           include: tier('int'),
-          exclude,
+          exclude: [...exclude, ...restart],
           globalSetup: ['./test/globalSetup.ts'],
           testTimeout: 60_000,
           hookTimeout: 60_000,
+        },
+      },
+      {
+        ...shared,
+        test: {
+          name: 'restart',
+          include: restart,
+          exclude,
+          globalSetup: ['./test/globalSetup.ts'],
+          fileParallelism: false,
+          testTimeout: 180_000,
+          hookTimeout: 180_000,
         },
       },
       {

@@ -97,7 +97,12 @@ function describe(value: unknown): string {
 }
 
 function checkString(field: string, value: unknown, pattern: RegExp, max: number): string {
-  if (typeof value !== 'string' || value.length === 0 || value.length > max || !pattern.test(value)) {
+  if (
+    typeof value !== 'string' ||
+    value.length === 0 ||
+    value.length > max ||
+    !pattern.test(value)
+  ) {
     // Never echo the value: an id or a type supplied by a caller may carry PHI.
     throw new InvalidArgumentError(
       `${field} must be 1-${max} characters matching ${pattern}; got ${describe(value)}`,
@@ -114,7 +119,8 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 
 function normalizeTimestamp(field: string, value: unknown): string {
   if (value instanceof Date) {
-    if (Number.isNaN(value.getTime())) throw new InvalidArgumentError(`${field} is an invalid Date`);
+    if (Number.isNaN(value.getTime()))
+      throw new InvalidArgumentError(`${field} is an invalid Date`);
     return value.toISOString();
   }
   const text = checkString(field, value, patterns.timestamp, 40);
@@ -149,7 +155,9 @@ export function assertEnvelope(value: unknown): Envelope {
   checkString('causationId', v.causationId, patterns.token, envelopeFieldLimits.token);
   checkString('source', v.source, patterns.token, envelopeFieldLimits.token);
   if (!isPlainObject(v.actor)) {
-    throw new InvalidArgumentError(`actor must be an object { id, role }; got ${describe(v.actor)}`);
+    throw new InvalidArgumentError(
+      `actor must be an object { id, role }; got ${describe(v.actor)}`,
+    );
   }
   checkString('actor.id', v.actor.id, patterns.token, envelopeFieldLimits.actorId);
   checkString('actor.role', v.actor.role, patterns.token, envelopeFieldLimits.token);

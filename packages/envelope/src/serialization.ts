@@ -102,7 +102,10 @@ function assertJsonValue(value: unknown, path: string, depth: number, maxDepth: 
       }
       for (const key of Object.keys(value)) {
         const child = (value as Record<string, unknown>)[key];
-        if (unsafeKey(key) || (key === 'constructor' && typeof child === 'object' && child !== null)) {
+        if (
+          unsafeKey(key) ||
+          (key === 'constructor' && typeof child === 'object' && child !== null)
+        ) {
           throw new PayloadError(
             'PAYLOAD_UNSAFE_KEY',
             `key "${key}" at ${path || '/'} is refused: it can pollute object prototypes`,
