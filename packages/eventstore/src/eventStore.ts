@@ -1,0 +1,588 @@
+import type { PGlite } from '@electric-sql/pglite';
+import { assertEnvelope, assertJson, type Envelope, InvalidArgumentError } from '@evident/envelope';
+import type pg from 'pg';
+import { type Checkpoint, decodeCheckpoint, encodeCheckpoint, startOfLog } from './checkpoint.js';
+import {
+  type Database,
+  fromConnectionString,
+  fromPGlite,
+  fromPool,
+  type Queryable,
+} from './database.js';
+import {
+  ConcurrencyError,
+  DuplicateEventError,
+  EventStoreError,
+  type ExpectedVersionDescription,
+} from './errors.js';
+import { type ExpectedVersion, expectedVersionCode } from './expectedVersion.js';
+import { type MigrateOptions, type MigrateResult, migrate } from './migrations.js';
+import {
+  type EventRow,
+  eventColumns,
+  type RecordedEvent,
+  toRecordedEvent,
+} from './recordedEvent.js';
+import { statementName } from './statementName.js';
+import { assertIdentifier, assertStreamId, quoteIdentifier, type StreamId } from './streamId.js';
+
+/** Where the store keeps its tables: one of a pool, a connection string or a PGlite instance. */
+export type EventStoreConnection =
+  | { readonly pool: pg.Pool; readonly connectionString?: never; readonly pglite?: never }
+  | { readonly connectionString: string; readonly pool?: never; readonly pglite?: never }
+  | { readonly pglite: PGlite; readonly pool?: never; readonly connectionString?: never };
+
+/** Size limits checked before anything is sent to the database. */
+export interface EventStoreLimits {
+  /** Largest event (envelope as JSON), in UTF-8 bytes. @defaultValue 1 MiB */
+  readonly maxEventBytes?: number;
+  /** Most events in one append. @defaultValue 1000 */
+  readonly maxBatchEvents?: number;
+  /** Largest append, in UTF-8 bytes of JSON. @defaultValue 16 MiB */
+  readonly maxBatchBytes?: number;
+  /** Deepest nesting of an event's data or metadata. @defaultValue 64 */
+  readonly maxDepth?: number;
+}
+
+export const defaultEventStoreLimits: Required<EventStoreLimits> = {
+  maxEventBytes: 1024 * 1024,
+  maxBatchEvents: 1000,
+  maxBatchBytes: 16 * 1024 * 1024,
+  maxDepth: 64,
+};
+
+export type EventStoreOptions = EventStoreConnection & {
+  /** PostgreSQL schema holding the store's tables. @defaultValue 'evident' */
+  readonly schema?: string;
+  readonly limits?: EventStoreLimits;
+  /** Pool size when the store opens its own pool from a connection string. @defaultValue 16 */
+  readonly poolSize?: number;
+};
+
+export interface AppendOptions {
+  /** What the stream must look like for the append to go ahead. */
+  readonly expectedVersion: ExpectedVersion;
+}
+
+export interface AppendResult {
+  /** The stream's version after the append: pass it as `expectedVersion` next time. */
+  readonly nextExpectedVersion: number;
+  /** Global position of the last event appended; null when nothing was appended. */
+  readonly lastGlobalPosition: number | null;
+  /** Log checkpoint of the last event appended; a subscription past it has seen the append. */
+  readonly checkpoint: Checkpoint | null;
+}
+
+export interface AppendRequest {
+  readonly stream: StreamId;
+  readonly events: readonly Envelope[];
+  readonly expectedVersion: ExpectedVersion;
+}
+
+export interface ReadStreamOptions {
+  /** First version to read (inclusive). @defaultValue 1 forwards, the last version backwards */
+  readonly fromVersion?: number;
+  /** Last version to read (inclusive). @defaultValue the last version forwards, 1 backwards */
+  readonly toVersion?: number;
+  /** @defaultValue 'forwards' */
+  readonly direction?: 'forwards' | 'backwards';
+  /** Most events to return. @defaultValue no limit */
+  readonly limit?: number;
+  /** Events fetched per query when iterating with `for await`. @defaultValue 500 */
+  readonly pageSize?: number;
+}
+
+/**
+ * The events of one stream: `await` it for an array, or iterate it with `for await` to page
+ * through a long stream without holding it all in memory.
+ */
+export interface StreamRead extends PromiseLike<RecordedEvent[]>, AsyncIterable<RecordedEvent> {}
+
+export interface ReadAllOptions {
+  /** Read events after this checkpoint. @defaultValue the start of the log */
+  readonly after?: Checkpoint;
+  /** Most events to return. @defaultValue 1000 */
+  readonly limit?: number;
+  /** Only events of these types (the checkpoint still moves past the others). */
+  readonly types?: readonly string[];
+  /** Only events of streams of these types. */
+  readonly streamTypes?: readonly string[];
+}
+
+export interface ReadAllResult {
+  readonly events: RecordedEvent[];
+  /** Pass as `after` to continue; it moves past filtered-out events too. */
+  readonly checkpoint: Checkpoint;
+  /** True when no committed event after `checkpoint` remains to read right now. */
+  readonly caughtUp: boolean;
+}
+
+/** The append-only event store. Create it with {@link createEventStore}. */
+export interface EventStore {
+  /** The schema the store lives in. */
+  readonly schema: string;
+  /** Create or upgrade the store's tables. Safe to call from every process at start-up. */
+  migrate(options?: MigrateOptions): Promise<MigrateResult>;
+  append(
+    stream: StreamId,
+    events: readonly Envelope[],
+    options: AppendOptions,
+  ): Promise<AppendResult>;
+  appendMany(requests: readonly AppendRequest[]): Promise<AppendResult[]>;
+  readStream(stream: StreamId, options?: ReadStreamOptions): StreamRead;
+  readAll(options?: ReadAllOptions): Promise<ReadAllResult>;
+  readByCorrelation(
+    correlationId: string,
+    options?: { readonly limit?: number },
+  ): Promise<RecordedEvent[]>;
+  /** The stream's current version; 0 when it does not exist. */
+  streamVersion(stream: StreamId): Promise<number>;
+  /** Close the connections the store opened (a pool or PGlite passed in stays open). */
+  close(): Promise<void>;
+  /** The underlying database, for the packages built on the store (subscriptions, sagas). */
+  readonly database: Database;
+}
+
+interface AppendRow {
+  outcome: 'ok' | 'conflict';
+  stream_version: string | number;
+  last_position: string | number | null;
+  transaction_id: string | null;
+}
+
+function describeExpected(expected: ExpectedVersion): ExpectedVersionDescription {
+  return expected;
+}
+
+function checkPositiveInteger(name: string, value: unknown): void {
+  if (value !== undefined && (!Number.isSafeInteger(value) || (value as number) < 1)) {
+    throw new InvalidArgumentError(`${name} must be a positive integer`);
+  }
+}
+
+function checkStringList(name: string, value: readonly string[] | undefined): void {
+  if (value === undefined) return;
+  if (
+    !Array.isArray(value) ||
+    value.length > 100 ||
+    value.some((v) => typeof v !== 'string' || v.length > 128)
+  ) {
+    throw new InvalidArgumentError(`${name} must be an array of at most 100 strings`);
+  }
+}
+
+/**
+ * Create an event store on PostgreSQL (node-postgres) or PGlite. Call `migrate()` once before use.
+ *
+ * @example
+ * ```ts
+ * const store = createEventStore({ connectionString: process.env.DATABASE_URL! });
+ * await store.migrate();
+ * await store.append({ type: 'claim', id: 'c-123' }, [submitted], { expectedVersion: 'no_stream' });
+ * const events = await store.readStream({ type: 'claim', id: 'c-123' });
+ * ```
+ * @throws InvalidArgumentError when the schema name or limits are malformed.
+ */
+export function createEventStore(options: EventStoreOptions): EventStore {
+  const schema = assertIdentifier('schema', options.schema ?? 'evident');
+  const limits = { ...defaultEventStoreLimits, ...options.limits };
+  const db: Database = options.pglite
+    ? fromPGlite(options.pglite)
+    : options.pool
+      ? fromPool(options.pool, false)
+      : typeof options.connectionString === 'string'
+        ? fromConnectionString(options.connectionString, options.poolSize)
+        : (() => {
+            throw new InvalidArgumentError(
+              'createEventStore needs one of pool, connectionString or pglite',
+            );
+          })();
+  const s = quoteIdentifier(schema);
+
+  const sql = {
+    append: `select outcome, stream_version, last_position, transaction_id::text as transaction_id
+             from ${s}.append_to_stream($1, $2, $3, $4::jsonb)`,
+    streamVersion: `select version from ${s}.streams where stream_type = $1 and stream_id = $2`,
+    readForwards: `select ${eventColumns} from ${s}.events
+                   where stream_type = $1 and stream_id = $2 and stream_version between $3 and $4
+                   order by stream_version asc limit $5`,
+    readBackwards: `select ${eventColumns} from ${s}.events
+                    where stream_type = $1 and stream_id = $2 and stream_version between $4 and $3
+                    order by stream_version desc limit $5`,
+    // Rows of transactions older than the oldest one still running are final: nothing can be
+    // inserted among them any more. Reading only those, in (transaction, position) order, is what
+    // keeps a reader from skipping a transaction that took an earlier position and commits late.
+    readAll: `with horizon as (select pg_snapshot_xmin(pg_current_snapshot()) as xmin)
+              select h.xmin::text as horizon, e.* from horizon as h
+              left join lateral (
+                select ${eventColumns} from ${s}.events as ev
+                where (ev.transaction_id, ev.global_position) > ($1::text::xid8, $2::bigint)
+                  and ev.transaction_id < h.xmin
+                  and ($4::text[] is null or ev.event_type = any($4::text[]))
+                  and ($5::text[] is null or ev.stream_type = any($5::text[]))
+                order by ev.transaction_id, ev.global_position
+                limit $3
+              ) as e on true`,
+    byCorrelation: `select ${eventColumns} from ${s}.events where correlation_id = $1
+                    order by global_position limit $2`,
+    byIds: `select event_id, stream_type, stream_id, stream_version, global_position,
+                   transaction_id::text as transaction_id
+            from ${s}.events where event_id = any($1::uuid[])`,
+  };
+  const names = Object.fromEntries(
+    Object.entries(sql).map(([k, text]) => [k, statementName(text)]),
+  ) as Record<keyof typeof sql, string>;
+
+  /** Validate and encode a batch before anything is written. */
+  function encode(events: readonly Envelope[]): string {
+    if (!Array.isArray(events))
+      throw new InvalidArgumentError('events must be an array of envelopes');
+    if (events.length > limits.maxBatchEvents) {
+      throw new EventStoreError(
+        'BATCH_TOO_LARGE',
+        `an append may hold at most ${limits.maxBatchEvents} events; got ${events.length}`,
+      );
+    }
+    let total = 2;
+    const docs: string[] = new Array(events.length);
+    for (let i = 0; i < events.length; i++) {
+      const e = assertEnvelope(events[i]);
+      assertJson(e.data, { maxDepth: limits.maxDepth });
+      assertJson(e.metadata, { maxDepth: limits.maxDepth });
+      const doc = JSON.stringify({
+        id: e.id,
+        type: e.type,
+        schemaVersion: e.schemaVersion,
+        occurredAt: e.occurredAt,
+        correlationId: e.correlationId,
+        causationId: e.causationId,
+        source: e.source,
+        actor: e.actor,
+        tenantId: e.tenantId,
+        data: e.data,
+        metadata: e.metadata,
+      });
+      const bytes = doc.length > limits.maxEventBytes / 3 ? Buffer.byteLength(doc) : doc.length;
+      if (bytes > limits.maxEventBytes) {
+        throw new EventStoreError(
+          'EVENT_TOO_LARGE',
+          `event ${i} is ${bytes} bytes; the limit is ${limits.maxEventBytes}`,
+        );
+      }
+      total += bytes + 1;
+      if (total > limits.maxBatchBytes) {
+        throw new EventStoreError(
+          'BATCH_TOO_LARGE',
+          `the append exceeds ${limits.maxBatchBytes} bytes`,
+        );
+      }
+      docs[i] = doc;
+    }
+    const ids = new Set(events.map((e) => e.id));
+    if (ids.size !== events.length) {
+      throw new InvalidArgumentError('an append may not contain the same event id twice');
+    }
+    return `[${docs.join(',')}]`;
+  }
+
+  async function appendEncoded(
+    q: Queryable,
+    stream: StreamId,
+    events: readonly Envelope[],
+    payload: string,
+    expectedVersion: ExpectedVersion,
+  ): Promise<AppendResult> {
+    const code = expectedVersionCode(expectedVersion);
+    const rows = await q.query<AppendRow>(
+      sql.append,
+      [stream.type, stream.id, code, payload],
+      names.append,
+    );
+    const row = rows[0]!;
+    if (row.outcome === 'conflict') {
+      throw new ConcurrencyError(
+        stream,
+        describeExpected(expectedVersion),
+        Number(row.stream_version),
+      );
+    }
+    const position = Number(row.last_position);
+    return {
+      nextExpectedVersion: Number(row.stream_version),
+      lastGlobalPosition: position,
+      checkpoint: encodeCheckpoint(row.transaction_id!, position),
+    };
+  }
+
+  /**
+   * After a refused append, decide whether it is a retry of one already stored (same ids, same
+   * stream, contiguous, same order): then its original result is the answer.
+   */
+  async function originalResult(
+    stream: StreamId,
+    events: readonly Envelope[],
+  ): Promise<AppendResult | 'none' | 'different'> {
+    const ids = events.map((e) => e.id);
+    const rows = await db.query<{
+      event_id: string;
+      stream_type: string;
+      stream_id: string;
+      stream_version: string | number;
+      global_position: string | number;
+      transaction_id: string;
+    }>(sql.byIds, [ids], names.byIds);
+    if (rows.length === 0) return 'none';
+    if (rows.length !== ids.length) return 'different';
+    const byId = new Map(rows.map((r) => [r.event_id, r]));
+    const first = byId.get(ids[0]!)!;
+    const firstVersion = Number(first.stream_version);
+    let last = first;
+    for (let i = 0; i < ids.length; i++) {
+      const r = byId.get(ids[i]!);
+      if (
+        !r ||
+        r.stream_type !== stream.type ||
+        r.stream_id !== stream.id ||
+        Number(r.stream_version) !== firstVersion + i
+      ) {
+        return 'different';
+      }
+      last = r;
+    }
+    return {
+      nextExpectedVersion: Number(last.stream_version),
+      lastGlobalPosition: Number(last.global_position),
+      checkpoint: encodeCheckpoint(last.transaction_id, Number(last.global_position)),
+    };
+  }
+
+  const isDuplicateId = (error: unknown) =>
+    (error as { code?: string; constraint?: string }).code === '23505' &&
+    /event_id/.test(
+      String(
+        (error as { constraint?: string; message?: string }).constraint ??
+          (error as { message?: string }).message,
+      ),
+    );
+
+  async function resolveRefusal(error: unknown, stream: StreamId, events: readonly Envelope[]) {
+    if (!(error instanceof ConcurrencyError) && !isDuplicateId(error)) throw error;
+    const original = await originalResult(stream, events);
+    if (typeof original === 'object') return original;
+    if (original === 'different' || isDuplicateId(error)) {
+      const ids = events.map((e) => e.id);
+      throw new DuplicateEventError(ids);
+    }
+    throw error;
+  }
+
+  async function currentVersion(q: Queryable, stream: StreamId): Promise<number> {
+    const rows = await q.query<{ version: string | number }>(
+      sql.streamVersion,
+      [stream.type, stream.id],
+      names.streamVersion,
+    );
+    return rows[0] ? Number(rows[0].version) : 0;
+  }
+
+  async function emptyAppend(
+    stream: StreamId,
+    expectedVersion: ExpectedVersion,
+  ): Promise<AppendResult> {
+    const code = expectedVersionCode(expectedVersion);
+    const actual = await currentVersion(db, stream);
+    const ok =
+      code === -1 ||
+      (code === -3 && actual > 0) ||
+      ((code === -2 || code === 0) && actual === 0) ||
+      (code > 0 && actual === code);
+    if (!ok) throw new ConcurrencyError(stream, expectedVersion, actual);
+    return { nextExpectedVersion: actual, lastGlobalPosition: null, checkpoint: null };
+  }
+
+  const store: EventStore = {
+    schema,
+    database: db,
+
+    migrate: (migrateOptions) => migrate(db, schema, migrateOptions),
+
+    async append(stream, events, appendOptions) {
+      assertStreamId(stream);
+      if (!appendOptions || typeof appendOptions !== 'object') {
+        throw new InvalidArgumentError('append needs options { expectedVersion }');
+      }
+      const { expectedVersion } = appendOptions;
+      expectedVersionCode(expectedVersion);
+      const payload = encode(events);
+      if (events.length === 0) return emptyAppend(stream, expectedVersion);
+      try {
+        return await appendEncoded(db, stream, events, payload, expectedVersion);
+      } catch (error) {
+        return resolveRefusal(error, stream, events);
+      }
+    },
+
+    async appendMany(requests) {
+      if (!Array.isArray(requests)) throw new InvalidArgumentError('appendMany takes an array');
+      const prepared = requests.map((r, index) => {
+        assertStreamId(r.stream);
+        expectedVersionCode(r.expectedVersion);
+        return { ...r, index, payload: encode(r.events) };
+      });
+      const keys = new Set(prepared.map((r) => `${r.stream.type}\u0000${r.stream.id}`));
+      if (keys.size !== prepared.length) {
+        throw new InvalidArgumentError('appendMany may name each stream once');
+      }
+      // A fixed lock order across callers: two appendMany calls over the same streams cannot
+      // deadlock.
+      const ordered = [...prepared].sort((a, b) =>
+        a.stream.type === b.stream.type
+          ? a.stream.id < b.stream.id
+            ? -1
+            : 1
+          : a.stream.type < b.stream.type
+            ? -1
+            : 1,
+      );
+      try {
+        const results = await db.transaction(async (tx) => {
+          const out: AppendResult[] = new Array(prepared.length);
+          for (const r of ordered) {
+            out[r.index] =
+              r.events.length === 0
+                ? {
+                    nextExpectedVersion: await currentVersion(tx, r.stream),
+                    lastGlobalPosition: null,
+                    checkpoint: null,
+                  }
+                : await appendEncoded(tx, r.stream, r.events, r.payload, r.expectedVersion);
+          }
+          return out;
+        });
+        return results;
+      } catch (error) {
+        // A retried appendMany whose events are all stored returns the original results.
+        if (!(error instanceof ConcurrencyError) && !isDuplicateId(error)) throw error;
+        const originals: AppendResult[] = [];
+        for (const r of prepared) {
+          if (r.events.length === 0) {
+            originals.push({
+              nextExpectedVersion: await currentVersion(db, r.stream),
+              lastGlobalPosition: null,
+              checkpoint: null,
+            });
+            continue;
+          }
+          const original = await originalResult(r.stream, r.events);
+          if (original === 'none') throw error;
+          if (original === 'different')
+            throw new DuplicateEventError(r.events.map((e: Envelope) => e.id));
+          originals.push(original);
+        }
+        return originals;
+      }
+    },
+
+    readStream(stream, readOptions = {}) {
+      assertStreamId(stream);
+      const { fromVersion, toVersion, limit } = readOptions;
+      const direction = readOptions.direction ?? 'forwards';
+      if (direction !== 'forwards' && direction !== 'backwards') {
+        throw new InvalidArgumentError('direction must be "forwards" or "backwards"');
+      }
+      checkPositiveInteger('fromVersion', fromVersion);
+      checkPositiveInteger('toVersion', toVersion);
+      checkPositiveInteger('limit', limit);
+      checkPositiveInteger('pageSize', readOptions.pageSize);
+      const forwards = direction === 'forwards';
+      const max = Number.MAX_SAFE_INTEGER;
+      const from = fromVersion ?? (forwards ? 1 : max);
+      const to = toVersion ?? (forwards ? max : 1);
+      const text = forwards ? sql.readForwards : sql.readBackwards;
+      const name = forwards ? names.readForwards : names.readBackwards;
+      const page = async (start: number, count: number | null) =>
+        (await db.query<EventRow>(text, [stream.type, stream.id, start, to, count], name)).map(
+          toRecordedEvent,
+        );
+
+      return {
+        // biome-ignore lint/suspicious/noThenProperty: a StreamRead is deliberately awaitable.
+        then(onFulfilled, onRejected) {
+          return page(from, limit ?? null).then(onFulfilled, onRejected);
+        },
+        async *[Symbol.asyncIterator]() {
+          const size = readOptions.pageSize ?? 500;
+          let next = from;
+          let remaining = limit ?? Number.POSITIVE_INFINITY;
+          while (remaining > 0) {
+            const events = await page(next, Math.min(size, remaining));
+            for (const e of events) yield e;
+            if (events.length < Math.min(size, remaining)) return;
+            remaining -= events.length;
+            next = events[events.length - 1]!.streamVersion + (forwards ? 1 : -1);
+            if (next < 1) return;
+          }
+        },
+      };
+    },
+
+    async readAll(readOptions = {}) {
+      const after = readOptions.after ?? startOfLog;
+      const { transactionId, position } = decodeCheckpoint(after);
+      const limit = readOptions.limit ?? 1000;
+      checkPositiveInteger('limit', limit);
+      checkStringList('types', readOptions.types);
+      checkStringList('streamTypes', readOptions.streamTypes);
+      const rows = await db.query<EventRow & { horizon: string }>(
+        sql.readAll,
+        [
+          transactionId,
+          position,
+          limit,
+          readOptions.types ?? null,
+          readOptions.streamTypes ?? null,
+        ],
+        names.readAll,
+      );
+      const horizon = rows[0]!.horizon;
+      const events = rows[0]!.event_id === null ? [] : rows.map(toRecordedEvent);
+      if (events.length === limit) {
+        return { events, checkpoint: events[events.length - 1]!.checkpoint, caughtUp: false };
+      }
+      // Fewer than asked: everything below the horizon has been seen, filtered or not, so the
+      // checkpoint may move up to it.
+      const horizonCheckpoint = encodeCheckpoint(horizon, 0);
+      const last = events.length > 0 ? events[events.length - 1]!.checkpoint : after;
+      return {
+        events,
+        checkpoint: horizonCheckpoint > last ? horizonCheckpoint : last,
+        caughtUp: true,
+      };
+    },
+
+    async readByCorrelation(correlationId, readOptions = {}) {
+      if (
+        typeof correlationId !== 'string' ||
+        correlationId.length === 0 ||
+        correlationId.length > 128
+      ) {
+        throw new InvalidArgumentError('correlationId must be a string of 1-128 characters');
+      }
+      checkPositiveInteger('limit', readOptions.limit);
+      const rows = await db.query<EventRow>(
+        sql.byCorrelation,
+        [correlationId, readOptions.limit ?? null],
+        names.byCorrelation,
+      );
+      return rows.map(toRecordedEvent);
+    },
+
+    async streamVersion(stream) {
+      assertStreamId(stream);
+      return currentVersion(db, stream);
+    },
+
+    close: () => db.close(),
+  };
+  return store;
+}

@@ -1,0 +1,33 @@
+export {
+  type Checkpoint,
+  compareCheckpoints,
+  startOfLog,
+} from './checkpoint.js';
+export type { Database, Queryable } from './database.js';
+export {
+  ConcurrencyError,
+  DuplicateEventError,
+  EventStoreError,
+  type EventStoreErrorCode,
+  type ExpectedVersionDescription,
+  isConcurrencyError,
+} from './errors.js';
+export {
+  type AppendOptions,
+  type AppendRequest,
+  type AppendResult,
+  createEventStore,
+  defaultEventStoreLimits,
+  type EventStore,
+  type EventStoreConnection,
+  type EventStoreLimits,
+  type EventStoreOptions,
+  type ReadAllOptions,
+  type ReadAllResult,
+  type ReadStreamOptions,
+  type StreamRead,
+} from './eventStore.js';
+export type { ExpectedVersion } from './expectedVersion.js';
+export { applicationRole, type MigrateOptions, type MigrateResult } from './migrations.js';
+export type { RecordedEvent } from './recordedEvent.js';
+export { assertStreamId, type StreamId, streamIdLimits } from './streamId.js';
