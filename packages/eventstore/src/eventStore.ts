@@ -1,7 +1,21 @@
 import type { PGlite } from '@electric-sql/pglite';
 import { assertEnvelope, assertJson, type Envelope, InvalidArgumentError } from '@evident/envelope';
 import type pg from 'pg';
-import { type Checkpoint, decodeCheckpoint, encodeCheckpoint, startOfLog } from './checkpoint.js';
+import {
+  type AggregateOptions,
+  createAggregates,
+  type Decide,
+  type HandleOptions,
+  type HandleResult,
+  type LoadedAggregate,
+} from './aggregate.js';
+import {
+  type Checkpoint,
+  compareCheckpoints,
+  decodeCheckpoint,
+  encodeCheckpoint,
+  startOfLog,
+} from './checkpoint.js';
 import {
   type Database,
   fromConnectionString,
@@ -137,6 +151,33 @@ export interface EventStore {
   ): Promise<RecordedEvent[]>;
   /** The stream's current version; 0 when it does not exist. */
   streamVersion(stream: StreamId): Promise<number>;
+  /**
+   * Fold a stream into state, starting from its latest usable snapshot.
+   *
+   * @example
+   * ```ts
+   * const { state, version } = await store.aggregate(claim, {
+   *   initialState: () => ({ status: 'draft', lines: 0 }),
+   *   evolve: (s, e) => (e.type === 'ServiceLineAdded' ? { ...s, lines: s.lines + 1 } : s),
+   *   snapshot: { schemaVersion: 1, every: 50 },
+   * });
+   * ```
+   */
+  aggregate<State, Event extends RecordedEvent = RecordedEvent>(
+    stream: StreamId,
+    options: AggregateOptions<State, Event>,
+  ): Promise<LoadedAggregate<State>>;
+  /**
+   * Load, decide, append with the loaded version; when another writer won the race, reload and
+   * decide again (with backoff), up to `retries` times.
+   *
+   * @throws ConcurrencyError when every retry lost its race.
+   */
+  handle<State, Event extends RecordedEvent = RecordedEvent>(
+    stream: StreamId,
+    decide: Decide<State>,
+    options: HandleOptions<State, Event>,
+  ): Promise<HandleResult<State>>;
   /** Close the connections the store opened (a pool or PGlite passed in stays open). */
   close(): Promise<void>;
   /** The underlying database, for the packages built on the store (subscriptions, sagas). */
@@ -288,7 +329,6 @@ export function createEventStore(options: EventStoreOptions): EventStore {
   async function appendEncoded(
     q: Queryable,
     stream: StreamId,
-    events: readonly Envelope[],
     payload: string,
     expectedVersion: ExpectedVersion,
   ): Promise<AppendResult> {
@@ -416,7 +456,7 @@ export function createEventStore(options: EventStoreOptions): EventStore {
       const payload = encode(events);
       if (events.length === 0) return emptyAppend(stream, expectedVersion);
       try {
-        return await appendEncoded(db, stream, events, payload, expectedVersion);
+        return await appendEncoded(db, stream, payload, expectedVersion);
       } catch (error) {
         return resolveRefusal(error, stream, events);
       }
@@ -455,7 +495,7 @@ export function createEventStore(options: EventStoreOptions): EventStore {
                     lastGlobalPosition: null,
                     checkpoint: null,
                   }
-                : await appendEncoded(tx, r.stream, r.events, r.payload, r.expectedVersion);
+                : await appendEncoded(tx, r.stream, r.payload, r.expectedVersion);
           }
           return out;
         });
@@ -555,7 +595,7 @@ export function createEventStore(options: EventStoreOptions): EventStore {
       const last = events.length > 0 ? events[events.length - 1]!.checkpoint : after;
       return {
         events,
-        checkpoint: horizonCheckpoint > last ? horizonCheckpoint : last,
+        checkpoint: compareCheckpoints(horizonCheckpoint, last) > 0 ? horizonCheckpoint : last,
         caughtUp: true,
       };
     },
@@ -582,7 +622,11 @@ export function createEventStore(options: EventStoreOptions): EventStore {
       return currentVersion(db, stream);
     },
 
+    aggregate: (stream, aggregateOptions) => aggregates.aggregate(stream, aggregateOptions),
+    handle: (stream, decide, handleOptions) => aggregates.handle(stream, decide, handleOptions),
+
     close: () => db.close(),
   };
+  const aggregates = createAggregates(store, db);
   return store;
 }

@@ -1,3 +1,11 @@
+export type {
+  AggregateOptions,
+  Decide,
+  HandleOptions,
+  HandleResult,
+  LoadedAggregate,
+  SnapshotPolicy,
+} from './aggregate.js';
 export {
   type Checkpoint,
   compareCheckpoints,

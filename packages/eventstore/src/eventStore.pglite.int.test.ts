@@ -1,0 +1,4 @@
+import { eventStoreContract } from '../test/eventStoreContract.js';
+import { pgliteFactory } from '../test/fixtures.js';
+
+eventStoreContract('PGlite', pgliteFactory());
