@@ -1,5 +1,5 @@
-import { postgresUrl } from '#test-env';
 import { describe } from 'vitest';
+import { postgresUrl } from '#test-env';
 import { eventStoreContract } from '../test/eventStoreContract.js';
 import { postgresFactory } from '../test/fixtures.js';
 

@@ -5,8 +5,8 @@
 import { isEvidentError } from '@evident/envelope';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  compareCheckpoints,
   ConcurrencyError,
+  compareCheckpoints,
   DuplicateEventError,
   type EventStore,
   isConcurrencyError,
@@ -69,7 +69,9 @@ export function eventStoreContract(name: string, factory: StoreFactory): void {
 
       it('refuses "no_stream" when the stream exists and "exists" when it does not', async () => {
         const s = stream();
-        await expect(store.append(s, events(1), { expectedVersion: 'exists' })).rejects.toMatchObject({
+        await expect(
+          store.append(s, events(1), { expectedVersion: 'exists' }),
+        ).rejects.toMatchObject({
           code: 'CONCURRENCY_CONFLICT',
           actual: 0,
         });
@@ -112,7 +114,11 @@ export function eventStoreContract(name: string, factory: StoreFactory): void {
       it('does nothing on an empty append and leaves the stream writable', async () => {
         const s = stream();
         const empty = await store.append(s, [], { expectedVersion: 'no_stream' });
-        expect(empty).toEqual({ nextExpectedVersion: 0, lastGlobalPosition: null, checkpoint: null });
+        expect(empty).toEqual({
+          nextExpectedVersion: 0,
+          lastGlobalPosition: null,
+          checkpoint: null,
+        });
         expect(await store.streamVersion(s)).toBe(0);
         await store.append(s, events(1), { expectedVersion: 'no_stream' });
         expect((await store.append(s, [], { expectedVersion: 1 })).nextExpectedVersion).toBe(1);
@@ -247,7 +253,11 @@ export function eventStoreContract(name: string, factory: StoreFactory): void {
         for await (const e of store.readStream(s, { pageSize: 3 })) seen.push(e.streamVersion);
         expect(seen).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
         const back: number[] = [];
-        for await (const e of store.readStream(s, { pageSize: 4, direction: 'backwards', limit: 6 })) {
+        for await (const e of store.readStream(s, {
+          pageSize: 4,
+          direction: 'backwards',
+          limit: 6,
+        })) {
           back.push(e.streamVersion);
         }
         expect(back).toEqual([10, 9, 8, 7, 6, 5]);
@@ -306,7 +316,9 @@ export function eventStoreContract(name: string, factory: StoreFactory): void {
         expect(byStream.events.map((e) => e.type)).toEqual(['PatientRegistered']);
         const none = await store.readAll({ after: start, types: ['NothingLikeThis'] });
         expect(none.events).toEqual([]);
-        expect(compareCheckpoints(none.checkpoint, byStream.events[0]!.checkpoint)).toBeGreaterThan(0);
+        expect(compareCheckpoints(none.checkpoint, byStream.events[0]!.checkpoint)).toBeGreaterThan(
+          0,
+        );
       });
 
       it('rejects a checkpoint it did not make', async () => {
@@ -352,7 +364,10 @@ export function eventStoreContract(name: string, factory: StoreFactory): void {
         const s = stream();
         await store.append(s, events(7), { expectedVersion: 'no_stream' });
         const calls = { n: 0 };
-        const loaded = await store.aggregate(s, { initialState: () => ({ count: 0 }), evolve: evolve(calls) });
+        const loaded = await store.aggregate(s, {
+          initialState: () => ({ count: 0 }),
+          evolve: evolve(calls),
+        });
         expect(loaded).toEqual({ state: { count: 7 }, version: 7 });
       });
 
@@ -361,7 +376,11 @@ export function eventStoreContract(name: string, factory: StoreFactory): void {
         await store.append(s, events(12), { expectedVersion: 'no_stream' });
         const snapshot = { schemaVersion: 1, every: 10 };
         const first = { n: 0 };
-        await store.aggregate(s, { initialState: () => ({ count: 0 }), evolve: evolve(first), snapshot });
+        await store.aggregate(s, {
+          initialState: () => ({ count: 0 }),
+          evolve: evolve(first),
+          snapshot,
+        });
         expect(first.n).toBe(12);
         await store.append(s, events(3), { expectedVersion: 12 });
         const second = { n: 0 };
@@ -381,7 +400,10 @@ export function eventStoreContract(name: string, factory: StoreFactory): void {
         const options = { initialState: () => ({ count: 0 }), evolve: evolve(calls) };
         await store.aggregate(s, { ...options, snapshot: { schemaVersion: 1, every: 1 } });
         calls.n = 0;
-        const loaded = await store.aggregate(s, { ...options, snapshot: { schemaVersion: 2, every: 100 } });
+        const loaded = await store.aggregate(s, {
+          ...options,
+          snapshot: { schemaVersion: 2, every: 100 },
+        });
         expect(calls.n).toBe(5);
         expect(loaded.state).toEqual({ count: 5 });
       });
@@ -393,7 +415,10 @@ export function eventStoreContract(name: string, factory: StoreFactory): void {
         const options = {
           initialState: () => ({ count: 0 }),
           evolve: evolve(calls),
-          snapshot: { schemaVersion: 1, shouldSnapshot: ({ version }: { version: number }) => version % 2 === 0 },
+          snapshot: {
+            schemaVersion: 1,
+            shouldSnapshot: ({ version }: { version: number }) => version % 2 === 0,
+          },
         };
         await store.aggregate(s, options);
         calls.n = 0;
@@ -410,7 +435,11 @@ export function eventStoreContract(name: string, factory: StoreFactory): void {
 
       it('loads, decides and appends at the loaded version', async () => {
         const s = stream();
-        const result = await store.handle(s, (state) => (state.lines < 2 ? events(2) : []), options);
+        const result = await store.handle(
+          s,
+          (state) => (state.lines < 2 ? events(2) : []),
+          options,
+        );
         expect(result.decidedOn).toEqual({ state: { lines: 0 }, version: 0 });
         expect(result.appended.nextExpectedVersion).toBe(2);
         const none = await store.handle(s, (state) => (state.lines < 2 ? events(2) : []), options);
@@ -515,7 +544,9 @@ export function eventStoreContract(name: string, factory: StoreFactory): void {
           { type: 'claim', id: 42 },
         ];
         for (const s of bad) {
-          const error = await rejection(store.append(s as never, events(1), { expectedVersion: 'any' }));
+          const error = await rejection(
+            store.append(s as never, events(1), { expectedVersion: 'any' }),
+          );
           expect(isEvidentError(error, 'INVALID_ARGUMENT')).toBe(true);
           for (const part of [s.type, s.id]) {
             if (typeof part === 'string' && part.length > 3 && part !== 'c-1' && part !== 'claim') {
