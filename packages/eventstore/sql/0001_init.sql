@@ -33,8 +33,9 @@ create table {{schema}}.events (
   actor_role      text        not null,
   tenant_id       text,
   occurred_at     timestamptz not null,
-  -- Database time, so a skewed application clock cannot reorder the audit trail.
-  recorded_at     timestamptz not null default now(),
+  -- Database time, so a skewed application clock cannot reorder the audit trail. Kept to the
+  -- millisecond, the precision clients see, so "state at T" means the same in SQL and in code.
+  recorded_at     timestamptz not null default date_trunc('milliseconds', now()),
   constraint events_pkey primary key (stream_type, stream_id, stream_version),
   constraint events_event_id_key unique (event_id)
 );

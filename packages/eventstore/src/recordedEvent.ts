@@ -1,5 +1,5 @@
 import type { Envelope } from '@evident/envelope';
-import { type Checkpoint, encodeCheckpoint } from './checkpoint.js';
+import type { Checkpoint } from './checkpoint.js';
 import type { StreamId } from './streamId.js';
 
 /** An envelope as the store recorded it: where it sits in its stream and in the global log. */
@@ -17,16 +17,21 @@ export interface RecordedEvent<Type extends string = string, Data = unknown>
 }
 
 /** The columns every read selects, in the shape `toRecordedEvent` expects. */
+// Timestamps travel as epoch milliseconds and the checkpoint is formatted by the server: parsing
+// timestamp text and BigInt arithmetic in JavaScript were a third of the cost of reading a stream.
 export const eventColumns = `stream_type, stream_id, stream_version, global_position,
-  transaction_id::text as transaction_id, event_id, event_type, schema_version, data, metadata,
-  correlation_id, causation_id, source, actor_id, actor_role, tenant_id, occurred_at, recorded_at`;
+  lpad(to_hex(transaction_id::text::bigint), 16, '0') || ':' || lpad(to_hex(global_position), 16, '0') as checkpoint,
+  event_id, event_type, schema_version, data, metadata, correlation_id, causation_id, source,
+  actor_id, actor_role, tenant_id,
+  (extract(epoch from occurred_at) * 1000)::int8 as occurred_at,
+  (extract(epoch from recorded_at) * 1000)::int8 as recorded_at`;
 
 export interface EventRow {
   stream_type: string;
   stream_id: string;
   stream_version: string | number;
   global_position: string | number;
-  transaction_id: string;
+  checkpoint: string;
   event_id: string;
   event_type: string;
   schema_version: number;
@@ -38,15 +43,14 @@ export interface EventRow {
   actor_id: string;
   actor_role: string;
   tenant_id: string | null;
-  occurred_at: Date | string;
-  recorded_at: Date | string;
+  /** Epoch milliseconds (int8: a string from node-postgres, a number or bigint from PGlite). */
+  occurred_at: string | number | bigint;
+  recorded_at: string | number | bigint;
 }
 
-const iso = (value: Date | string) =>
-  (value instanceof Date ? value : new Date(value)).toISOString();
+const iso = (epochMs: string | number | bigint) => new Date(Number(epochMs)).toISOString();
 
 export function toRecordedEvent(row: EventRow): RecordedEvent {
-  const position = Number(row.global_position);
   return {
     id: row.event_id,
     type: row.event_type,
@@ -61,8 +65,8 @@ export function toRecordedEvent(row: EventRow): RecordedEvent {
     metadata: row.metadata,
     stream: { type: row.stream_type, id: row.stream_id },
     streamVersion: Number(row.stream_version),
-    globalPosition: position,
-    checkpoint: encodeCheckpoint(row.transaction_id, position),
+    globalPosition: Number(row.global_position),
+    checkpoint: row.checkpoint as Checkpoint,
     recordedAt: iso(row.recorded_at),
   };
 }

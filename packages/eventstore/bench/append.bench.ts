@@ -1,0 +1,207 @@
+/**
+ * Event store benchmark against PostgreSQL. Every figure is printed beside a ceiling measured in
+ * the same run on the same database: plain node-postgres INSERTs into a table of the same shape
+ * (same columns, defaults and indexes), 16 connections one row per statement, and the same rows in
+ * batches of 100. Rounds alternate store and ceiling so both see the same machine noise; each
+ * figure is the median of its rounds.
+ *
+ *   POSTGRES_URL=postgres://postgres@127.0.0.1:5432/evident_test pnpm --filter @evident/eventstore bench
+ */
+import { createEnvelope, type Envelope } from '@evident/envelope';
+import pg from 'pg';
+import { createEventStore } from '../src/index.js';
+import { latencies, median, percentile, report, throughput } from './harness.js';
+
+const url = process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/evident_test';
+const seconds = Number(process.env.BENCH_SECONDS ?? 3);
+const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+const writers = 16;
+const schema = `bench_${process.pid}`;
+
+const payload = {
+  claimId: 'c-000123',
+  payerId: 'delta-dental-ca',
+  patientControlNumber: 'PCN-88812',
+  lines: [
+    { code: 'D0120', fee: 65.0, tooth: null },
+    { code: 'D1110', fee: 110.0, tooth: null },
+    { code: 'D0274', fee: 85.5, tooth: null },
+  ],
+  totals: { billed: 260.5, currency: 'USD' },
+};
+const envelope = (): Envelope =>
+  createEnvelope({
+    type: 'ClaimSubmitted',
+    data: payload,
+    source: 'billing-service',
+    actor: { id: 'u-17', role: 'billing-clerk' },
+    metadata: { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' },
+  });
+
+const columns = [
+  'stream_type',
+  'stream_id',
+  'stream_version',
+  'event_id',
+  'event_type',
+  'schema_version',
+  'data',
+  'metadata',
+  'correlation_id',
+  'causation_id',
+  'source',
+  'actor_id',
+  'actor_role',
+  'tenant_id',
+  'occurred_at',
+] as const;
+const row = (streamId: string, version: number, e: Envelope) => [
+  'claim',
+  streamId,
+  version,
+  e.id,
+  e.type,
+  e.schemaVersion,
+  JSON.stringify(e.data),
+  JSON.stringify(e.metadata),
+  e.correlationId,
+  e.causationId,
+  e.source,
+  e.actor.id,
+  e.actor.role,
+  e.tenantId ?? null,
+  e.occurredAt,
+];
+const insertSql = (rowsPerStatement: number) => {
+  const values = Array.from(
+    { length: rowsPerStatement },
+    (_, r) => `(${columns.map((_, c) => `$${r * columns.length + c + 1}`).join(', ')})`,
+  ).join(', ');
+  return `insert into "${schema}".ceiling (${columns.join(', ')}) values ${values}`;
+};
+
+async function main() {
+  const pool = new pg.Pool({ connectionString: url, max: writers });
+  const store = createEventStore({ pool, schema });
+  await store.migrate();
+  // The ceiling table: the events table's shape exactly (columns, identity, defaults, indexes),
+  // without the store's logic around it.
+  await pool.query(`create table "${schema}".ceiling (like "${schema}".events including all)`);
+
+  const single = { store: [] as number[], ceiling: [] as number[] };
+  const batch = { store: [] as number[], ceiling: [] as number[] };
+  let run = 0;
+  for (let round = 0; round < rounds; round++) {
+    run += 1;
+    const versions = new Array<number>(writers).fill(0);
+    single.ceiling.push(
+      await throughput(writers, seconds * 1000, async (lane, i) => {
+        await pool.query(insertSql(1), row(`r${run}-w${lane}`, i + 1, envelope()));
+        return 1;
+      }),
+    );
+    single.store.push(
+      await throughput(writers, seconds * 1000, async (lane) => {
+        const result = await store.append({ type: 'claim', id: `r${run}-w${lane}` }, [envelope()], {
+          expectedVersion: versions[lane]!,
+        });
+        versions[lane] = result.nextExpectedVersion;
+        return 1;
+      }),
+    );
+    const batchSql = insertSql(100);
+    batch.ceiling.push(
+      await throughput(writers, seconds * 1000, async (lane, i) => {
+        const params = Array.from({ length: 100 }, (_, k) =>
+          row(`b${run}-w${lane}`, i * 100 + k + 1, envelope()),
+        ).flat();
+        await pool.query(batchSql, params);
+        return 100;
+      }),
+    );
+    const batchVersions = new Array<number>(writers).fill(0);
+    batch.store.push(
+      await throughput(writers, seconds * 1000, async (lane) => {
+        const events = Array.from({ length: 100 }, envelope);
+        const result = await store.append({ type: 'claim', id: `b${run}-w${lane}` }, events, {
+          expectedVersion: batchVersions[lane]!,
+        });
+        batchVersions[lane] = result.nextExpectedVersion;
+        return 100;
+      }),
+    );
+  }
+  report({
+    bench: 'eventstore.append.single',
+    description: `single-event appends with expected-version checks, ${writers} writers`,
+    value: median(single.store),
+    unit: 'events/s',
+    ceiling: median(single.ceiling),
+    ceilingName: `plain INSERT, one row per statement, ${writers} connections`,
+    target: '>= 0.8 x ceiling',
+    rounds: single.store.map(Math.round),
+  });
+  report({
+    bench: 'eventstore.append.batch100',
+    description: `100-event appends, ${writers} writers`,
+    value: median(batch.store),
+    unit: 'events/s',
+    ceiling: median(batch.ceiling),
+    ceilingName: `plain INSERT of 100 rows per statement, ${writers} connections`,
+    target: '>= 0.7 x ceiling',
+    rounds: batch.store.map(Math.round),
+  });
+
+  // Reads: one 1,000-event stream, read whole; and the same stream loaded as an aggregate that has
+  // a snapshot (written every 50 events, so at most 49 events are folded after it).
+  const long = { type: 'claim', id: 'long-1000' };
+  for (let i = 0; i < 10; i++) {
+    await store.append(long, Array.from({ length: 100 }, envelope), { expectedVersion: i * 100 });
+  }
+  await store.append(long, Array.from({ length: 1 }, envelope), { expectedVersion: 1000 });
+  const read = await latencies(300, 30, () => store.readStream(long, { toVersion: 1000 }));
+  const ceilingRead = await latencies(300, 30, () =>
+    pool.query(`select * from "${schema}".ceiling where stream_id = 'b1-w0' order by stream_version limit 1000`),
+  );
+  report({
+    bench: 'eventstore.readStream.1000.p50',
+    value: percentile(read, 50),
+    unit: 'ms',
+    ceiling: percentile(ceilingRead, 50),
+    ceilingName: 'plain SELECT of 1,000 rows of the same shape',
+  });
+  report({
+    bench: 'eventstore.readStream.1000.p99',
+    value: percentile(read, 99),
+    unit: 'ms',
+    ceiling: percentile(ceilingRead, 99),
+    ceilingName: 'plain SELECT of 1,000 rows of the same shape',
+    target: '< 10 ms',
+  });
+  const aggregateOptions = {
+    initialState: () => ({ lines: 0, billed: 0 }),
+    evolve: (s: { lines: number; billed: number }, e: { data: unknown }) => ({
+      lines: s.lines + (e.data as typeof payload).lines.length,
+      billed: s.billed + (e.data as typeof payload).totals.billed,
+    }),
+    snapshot: { schemaVersion: 1, every: 50 },
+  };
+  await store.aggregate(long, aggregateOptions);
+  const load = await latencies(500, 50, () => store.aggregate(long, aggregateOptions));
+  report({
+    bench: 'eventstore.aggregate.1000.snapshot.p50',
+    value: percentile(load, 50),
+    unit: 'ms',
+  });
+  report({
+    bench: 'eventstore.aggregate.1000.snapshot.p99',
+    value: percentile(load, 99),
+    unit: 'ms',
+    target: '< 2 ms',
+  });
+
+  await pool.query(`drop schema "${schema}" cascade`);
+  await pool.end();
+}
+
+await main();

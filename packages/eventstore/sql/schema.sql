@@ -1,0 +1,225 @@
+-- The schema the migrations in this folder produce (pg_dump --schema-only, normalized).
+-- Regenerate with: pnpm --filter @evident/eventstore schema:dump
+
+--
+--
+
+--
+-- Name: evident; Type: SCHEMA; Schema: -; Owner: -
+--
+
+CREATE SCHEMA evident;
+
+--
+-- Name: append_to_stream(text, text, bigint, jsonb); Type: FUNCTION; Schema: evident; Owner: -
+--
+
+CREATE FUNCTION evident.append_to_stream(p_stream_type text, p_stream_id text, p_expected bigint, p_events jsonb) RETURNS TABLE(outcome text, stream_version bigint, last_position bigint, transaction_id xid8)
+    LANGUAGE plpgsql
+    AS $$
+declare
+  v_count   bigint := jsonb_array_length(p_events);
+  v_version bigint;
+begin
+  if p_expected = -1 then
+    insert into evident.streams as s (stream_type, stream_id, version)
+    values (p_stream_type, p_stream_id, v_count)
+    on conflict (stream_type, stream_id) do update set version = s.version + excluded.version
+    returning s.version into v_version;
+  elsif p_expected = -3 then
+    update evident.streams as s set version = s.version + v_count
+    where s.stream_type = p_stream_type and s.stream_id = p_stream_id
+    returning s.version into v_version;
+  elsif p_expected = 0 or p_expected = -2 then
+    insert into evident.streams (stream_type, stream_id, version)
+    values (p_stream_type, p_stream_id, v_count)
+    on conflict (stream_type, stream_id) do nothing
+    returning version into v_version;
+  else
+    update evident.streams as s set version = s.version + v_count
+    where s.stream_type = p_stream_type and s.stream_id = p_stream_id and s.version = p_expected
+    returning s.version into v_version;
+  end if;
+
+  if v_version is null then
+    return query
+      select 'conflict'::text,
+             coalesce((select s.version from evident.streams as s
+                        where s.stream_type = p_stream_type and s.stream_id = p_stream_id), 0),
+             null::bigint,
+             null::xid8;
+    return;
+  end if;
+
+  return query
+    with inserted as (
+      insert into evident.events as ev (
+        stream_type, stream_id, stream_version, event_id, event_type, schema_version, data,
+        metadata, correlation_id, causation_id, source, actor_id, actor_role, tenant_id, occurred_at
+      )
+      select p_stream_type, p_stream_id, v_version - v_count + e.ord,
+             (e.doc->>'id')::uuid, e.doc->>'type', (e.doc->>'schemaVersion')::integer,
+             e.doc->'data', e.doc->'metadata', e.doc->>'correlationId', e.doc->>'causationId',
+             e.doc->>'source', e.doc#>>'{actor,id}', e.doc#>>'{actor,role}', e.doc->>'tenantId',
+             (e.doc->>'occurredAt')::timestamptz
+      from jsonb_array_elements(p_events) with ordinality as e(doc, ord)
+      order by e.ord
+      returning ev.global_position
+    )
+    select 'ok'::text, v_version, max(i.global_position), pg_current_xact_id()
+    from inserted as i;
+end;
+$$;
+
+--
+-- Name: refuse_event_change(); Type: FUNCTION; Schema: evident; Owner: -
+--
+
+CREATE FUNCTION evident.refuse_event_change() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+begin
+  raise exception 'events are append-only: % is refused', tg_op
+    using errcode = 'EV001', hint = 'record a new event that corrects or supersedes the old one';
+end;
+$$;
+
+--
+-- Name: events; Type: TABLE; Schema: evident; Owner: -
+--
+
+CREATE TABLE evident.events (
+    stream_type text NOT NULL,
+    stream_id text NOT NULL,
+    stream_version bigint NOT NULL,
+    global_position bigint NOT NULL,
+    transaction_id xid8 DEFAULT pg_current_xact_id() NOT NULL,
+    event_id uuid NOT NULL,
+    event_type text NOT NULL,
+    schema_version integer NOT NULL,
+    data jsonb NOT NULL,
+    metadata jsonb NOT NULL,
+    correlation_id text NOT NULL,
+    causation_id text NOT NULL,
+    source text NOT NULL,
+    actor_id text NOT NULL,
+    actor_role text NOT NULL,
+    tenant_id text,
+    occurred_at timestamp with time zone NOT NULL,
+    recorded_at timestamp with time zone DEFAULT date_trunc('milliseconds'::text, now()) NOT NULL,
+    CONSTRAINT events_schema_version_check CHECK ((schema_version > 0)),
+    CONSTRAINT events_stream_version_check CHECK ((stream_version > 0))
+);
+
+--
+-- Name: events_global_position_seq; Type: SEQUENCE; Schema: evident; Owner: -
+--
+
+ALTER TABLE evident.events ALTER COLUMN global_position ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME evident.events_global_position_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
+-- Name: migrations; Type: TABLE; Schema: evident; Owner: -
+--
+
+CREATE TABLE evident.migrations (
+    id integer NOT NULL,
+    name text NOT NULL,
+    checksum text NOT NULL,
+    breaking boolean NOT NULL,
+    applied_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+--
+-- Name: snapshots; Type: TABLE; Schema: evident; Owner: -
+--
+
+CREATE TABLE evident.snapshots (
+    stream_type text NOT NULL,
+    stream_id text NOT NULL,
+    name text NOT NULL,
+    schema_version integer NOT NULL,
+    stream_version bigint NOT NULL,
+    state jsonb NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+--
+-- Name: streams; Type: TABLE; Schema: evident; Owner: -
+--
+
+CREATE TABLE evident.streams (
+    stream_type text NOT NULL,
+    stream_id text NOT NULL,
+    version bigint NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT streams_version_check CHECK ((version > 0))
+);
+
+--
+-- Name: events events_event_id_key; Type: CONSTRAINT; Schema: evident; Owner: -
+--
+
+ALTER TABLE ONLY evident.events
+    ADD CONSTRAINT events_event_id_key UNIQUE (event_id);
+
+--
+-- Name: events events_pkey; Type: CONSTRAINT; Schema: evident; Owner: -
+--
+
+ALTER TABLE ONLY evident.events
+    ADD CONSTRAINT events_pkey PRIMARY KEY (stream_type, stream_id, stream_version);
+
+--
+-- Name: migrations migrations_pkey; Type: CONSTRAINT; Schema: evident; Owner: -
+--
+
+ALTER TABLE ONLY evident.migrations
+    ADD CONSTRAINT migrations_pkey PRIMARY KEY (id);
+
+--
+-- Name: snapshots snapshots_pkey; Type: CONSTRAINT; Schema: evident; Owner: -
+--
+
+ALTER TABLE ONLY evident.snapshots
+    ADD CONSTRAINT snapshots_pkey PRIMARY KEY (stream_type, stream_id, name);
+
+--
+-- Name: streams streams_pkey; Type: CONSTRAINT; Schema: evident; Owner: -
+--
+
+ALTER TABLE ONLY evident.streams
+    ADD CONSTRAINT streams_pkey PRIMARY KEY (stream_type, stream_id);
+
+--
+-- Name: events_correlation_idx; Type: INDEX; Schema: evident; Owner: -
+--
+
+CREATE INDEX events_correlation_idx ON evident.events USING btree (correlation_id, global_position);
+
+--
+-- Name: events_log_idx; Type: INDEX; Schema: evident; Owner: -
+--
+
+CREATE INDEX events_log_idx ON evident.events USING btree (transaction_id, global_position);
+
+--
+-- Name: events events_refuse_truncate; Type: TRIGGER; Schema: evident; Owner: -
+--
+
+CREATE TRIGGER events_refuse_truncate BEFORE TRUNCATE ON evident.events FOR EACH STATEMENT EXECUTE FUNCTION evident.refuse_event_change();
+
+--
+-- Name: events events_refuse_update_delete; Type: TRIGGER; Schema: evident; Owner: -
+--
+
+CREATE TRIGGER events_refuse_update_delete BEFORE DELETE OR UPDATE ON evident.events FOR EACH ROW EXECUTE FUNCTION evident.refuse_event_change();
+
+--
+--
