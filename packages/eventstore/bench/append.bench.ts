@@ -161,7 +161,9 @@ async function main() {
   await store.append(long, Array.from({ length: 1 }, envelope), { expectedVersion: 1000 });
   const read = await latencies(300, 30, () => store.readStream(long, { toVersion: 1000 }));
   const ceilingRead = await latencies(300, 30, () =>
-    pool.query(`select * from "${schema}".ceiling where stream_id = 'b1-w0' order by stream_version limit 1000`),
+    pool.query(
+      `select * from "${schema}".ceiling where stream_id = 'b1-w0' order by stream_version limit 1000`,
+    ),
   );
   report({
     bench: 'eventstore.readStream.1000.p50',

@@ -1,5 +1,5 @@
--- 0001 init: streams, the append-only events table, snapshots, the append function and the
--- least-privilege application role.
+-- 0001 init: streams, the append-only events table, snapshots, and the least-privilege
+-- application role. (Appends are single statements built in src/appendSql.ts.)
 --
 -- {{schema}} and {{app_role}} are replaced by quoted identifiers, {{app_role_literal}} by a quoted
 -- string literal, before this file runs; nothing else is ever interpolated.
@@ -74,76 +74,6 @@ create trigger events_refuse_truncate
   before truncate on {{schema}}.events
   for each statement execute function {{schema}}.refuse_event_change();
 
--- Appends a batch to one stream in one statement (one round trip).
---
--- p_expected: n >= 1 the stream must be at version n; 0 or -2 the stream must not exist;
--- -1 any; -3 the stream must exist. The stream row is the lock: concurrent writers with the same
--- expectation queue on it, and the loser re-reads the version under READ COMMITTED and finds it
--- changed, so exactly one wins.
---
--- Returns outcome 'ok' with the stream's new version, or 'conflict' with its actual version
--- (0 when it does not exist), having written nothing.
-create function {{schema}}.append_to_stream(
-  p_stream_type text,
-  p_stream_id   text,
-  p_expected    bigint,
-  p_events      jsonb
-) returns table (outcome text, stream_version bigint, last_position bigint, transaction_id xid8)
-language plpgsql as $$
-declare
-  v_count   bigint := jsonb_array_length(p_events);
-  v_version bigint;
-begin
-  if p_expected = -1 then
-    insert into {{schema}}.streams as s (stream_type, stream_id, version)
-    values (p_stream_type, p_stream_id, v_count)
-    on conflict (stream_type, stream_id) do update set version = s.version + excluded.version
-    returning s.version into v_version;
-  elsif p_expected = -3 then
-    update {{schema}}.streams as s set version = s.version + v_count
-    where s.stream_type = p_stream_type and s.stream_id = p_stream_id
-    returning s.version into v_version;
-  elsif p_expected = 0 or p_expected = -2 then
-    insert into {{schema}}.streams (stream_type, stream_id, version)
-    values (p_stream_type, p_stream_id, v_count)
-    on conflict (stream_type, stream_id) do nothing
-    returning version into v_version;
-  else
-    update {{schema}}.streams as s set version = s.version + v_count
-    where s.stream_type = p_stream_type and s.stream_id = p_stream_id and s.version = p_expected
-    returning s.version into v_version;
-  end if;
-
-  if v_version is null then
-    return query
-      select 'conflict'::text,
-             coalesce((select s.version from {{schema}}.streams as s
-                        where s.stream_type = p_stream_type and s.stream_id = p_stream_id), 0),
-             null::bigint,
-             null::xid8;
-    return;
-  end if;
-
-  return query
-    with inserted as (
-      insert into {{schema}}.events as ev (
-        stream_type, stream_id, stream_version, event_id, event_type, schema_version, data,
-        metadata, correlation_id, causation_id, source, actor_id, actor_role, tenant_id, occurred_at
-      )
-      select p_stream_type, p_stream_id, v_version - v_count + e.ord,
-             (e.doc->>'id')::uuid, e.doc->>'type', (e.doc->>'schemaVersion')::integer,
-             e.doc->'data', e.doc->'metadata', e.doc->>'correlationId', e.doc->>'causationId',
-             e.doc->>'source', e.doc#>>'{actor,id}', e.doc#>>'{actor,role}', e.doc->>'tenantId',
-             (e.doc->>'occurredAt')::timestamptz
-      from jsonb_array_elements(p_events) with ordinality as e(doc, ord)
-      order by e.ord
-      returning ev.global_position
-    )
-    select 'ok'::text, v_version, max(i.global_position), pg_current_xact_id()
-    from inserted as i;
-end;
-$$;
-
 -- The role services connect as (through a login role granted this one): it can append and read,
 -- never change or remove history. See the package README, "Roles".
 do $$
@@ -159,4 +89,3 @@ grant select, insert on {{schema}}.events to {{app_role}};
 grant select, insert, update on {{schema}}.streams to {{app_role}};
 -- Snapshots are a cache of folded state, not history: they may be replaced and dropped.
 grant select, insert, update, delete on {{schema}}.snapshots to {{app_role}};
-grant execute on function {{schema}}.append_to_stream(text, text, bigint, jsonb) to {{app_role}};

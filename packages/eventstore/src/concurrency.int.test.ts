@@ -1,9 +1,11 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import type { Envelope } from '@evident/envelope';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postgresUrl } from '#test-env';
 import { event, events, postgresFactory, type StoreFixture, stream } from '../test/fixtures.js';
+import { appendStatement } from './appendSql.js';
 import {
   type Checkpoint,
   type EventStore,
@@ -52,6 +54,15 @@ describe.skipIf(!postgresUrl)('concurrency and faults on PostgreSQL', () => {
       if (page.caughtUp) await new Promise((r) => setTimeout(r, 20));
     }
   }
+
+  /** Append in an open transaction of `client`, exactly as the store does. */
+  const appendOpen = (client: pg.Client, id: string, batch: readonly Envelope[]) =>
+    client.query(appendStatement(`"${store.schema}"`, 'any', 'many'), [
+      'claim',
+      id,
+      batch.length,
+      JSON.stringify(batch),
+    ]);
 
   const headOfLog = async () => (await store.readAll({ limit: 1_000_000 })).checkpoint;
 
@@ -119,10 +130,7 @@ describe.skipIf(!postgresUrl)('concurrency and faults on PostgreSQL', () => {
     await withClient(async (client) => {
       // Transaction A takes its transaction id and global position first, then stays open.
       await client.query('begin');
-      await client.query(
-        `select * from "${store.schema}".append_to_stream('claim', $1, -1, $2::jsonb)`,
-        [a.id, JSON.stringify([late])],
-      );
+      await appendOpen(client, a.id, [late]);
       // B commits while A is open.
       await store.append(b, [early], { expectedVersion: 'no_stream' });
       const whileOpen = await store.readAll({ after: start });
@@ -148,10 +156,7 @@ describe.skipIf(!postgresUrl)('concurrency and faults on PostgreSQL', () => {
     const after = event();
     await withClient(async (client) => {
       await client.query('begin');
-      await client.query(
-        `select * from "${store.schema}".append_to_stream('claim', $1, -1, $2::jsonb)`,
-        [stream().id, JSON.stringify(events(3))],
-      );
+      await appendOpen(client, stream().id, events(3));
       await client.query('rollback');
     });
     await store.append(stream(), [after], { expectedVersion: 'no_stream' });
@@ -165,10 +170,7 @@ describe.skipIf(!postgresUrl)('concurrency and faults on PostgreSQL', () => {
     const others = events(40);
     await withClient(async (client) => {
       await client.query('begin');
-      await client.query(
-        `select * from "${store.schema}".append_to_stream('claim', $1, -1, $2::jsonb)`,
-        [stream().id, JSON.stringify([held])],
-      );
+      await appendOpen(client, stream().id, [held]);
       const writes = (async () => {
         for (const e of others) {
           await store.append(stream(), [e], { expectedVersion: 'no_stream' });

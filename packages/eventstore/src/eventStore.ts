@@ -10,6 +10,14 @@ import {
   type LoadedAggregate,
 } from './aggregate.js';
 import {
+  type AppendMode,
+  type AppendShape,
+  appendMode,
+  appendModes,
+  appendStatement,
+  oneEventParameters,
+} from './appendSql.js';
+import {
   type Checkpoint,
   compareCheckpoints,
   decodeCheckpoint,
@@ -23,12 +31,7 @@ import {
   fromPool,
   type Queryable,
 } from './database.js';
-import {
-  ConcurrencyError,
-  DuplicateEventError,
-  EventStoreError,
-  type ExpectedVersionDescription,
-} from './errors.js';
+import { ConcurrencyError, DuplicateEventError, EventStoreError } from './errors.js';
 import { type ExpectedVersion, expectedVersionCode } from './expectedVersion.js';
 import { type MigrateOptions, type MigrateResult, migrate } from './migrations.js';
 import {
@@ -185,14 +188,22 @@ export interface EventStore {
 }
 
 interface AppendRow {
-  outcome: 'ok' | 'conflict';
   stream_version: string | number;
-  last_position: string | number | null;
-  transaction_id: string | null;
+  global_position: string | number;
+  transaction_id: string;
 }
 
-function describeExpected(expected: ExpectedVersion): ExpectedVersionDescription {
-  return expected;
+/** A batch checked and serialized, ready for one of the append statements. */
+interface Encoded {
+  readonly count: number;
+  /** A batch of one travels as plain parameters. */
+  readonly single?: {
+    readonly envelope: Envelope;
+    readonly data: string;
+    readonly metadata: string;
+  };
+  /** A larger batch as one JSON array. */
+  readonly json?: string;
 }
 
 function checkPositiveInteger(name: string, value: unknown): void {
@@ -241,8 +252,6 @@ export function createEventStore(options: EventStoreOptions): EventStore {
   const s = quoteIdentifier(schema);
 
   const sql = {
-    append: `select outcome, stream_version, last_position, transaction_id::text as transaction_id
-             from ${s}.append_to_stream($1, $2, $3, $4::jsonb)`,
     streamVersion: `select version from ${s}.streams where stream_type = $1 and stream_id = $2`,
     readForwards: `select ${eventColumns} from ${s}.events
                    where stream_type = $1 and stream_id = $2 and stream_version between $3 and $4
@@ -270,87 +279,113 @@ export function createEventStore(options: EventStoreOptions): EventStore {
                    transaction_id::text as transaction_id
             from ${s}.events where event_id = any($1::uuid[])`,
   };
+  const appendSql = Object.fromEntries(
+    (['one', 'many'] as const).map((shape) => [
+      shape,
+      Object.fromEntries(
+        appendModes.map((mode) => {
+          const text = appendStatement(s, mode, shape);
+          return [mode, { text, name: statementName(text) }];
+        }),
+      ),
+    ]),
+  ) as Record<AppendShape, Record<AppendMode, { text: string; name: string }>>;
   const names = Object.fromEntries(
     Object.entries(sql).map(([k, text]) => [k, statementName(text)]),
   ) as Record<keyof typeof sql, string>;
 
   /** Validate and encode a batch before anything is written. */
-  function encode(events: readonly Envelope[]): string {
-    if (!Array.isArray(events))
+  function encode(events: readonly Envelope[]): Encoded {
+    if (!Array.isArray(events)) {
       throw new InvalidArgumentError('events must be an array of envelopes');
+    }
     if (events.length > limits.maxBatchEvents) {
       throw new EventStoreError(
         'BATCH_TOO_LARGE',
         `an append may hold at most ${limits.maxBatchEvents} events; got ${events.length}`,
       );
     }
-    let total = 2;
+    let total = 0;
     const docs: string[] = new Array(events.length);
+    let single: Encoded['single'];
     for (let i = 0; i < events.length; i++) {
       const e = assertEnvelope(events[i]);
       assertJson(e.data, { maxDepth: limits.maxDepth });
       assertJson(e.metadata, { maxDepth: limits.maxDepth });
-      const doc = JSON.stringify({
-        id: e.id,
-        type: e.type,
-        schemaVersion: e.schemaVersion,
-        occurredAt: e.occurredAt,
-        correlationId: e.correlationId,
-        causationId: e.causationId,
-        source: e.source,
-        actor: e.actor,
-        tenantId: e.tenantId,
-        data: e.data,
-        metadata: e.metadata,
-      });
-      const bytes = doc.length > limits.maxEventBytes / 3 ? Buffer.byteLength(doc) : doc.length;
+      const data = JSON.stringify(e.data);
+      const metadata = JSON.stringify(e.metadata);
+      // The envelope's own fields are bounded (a few hundred bytes); payload and metadata are not.
+      const length = data.length + metadata.length + 1024;
+      const bytes =
+        length * 3 > limits.maxEventBytes
+          ? Buffer.byteLength(data) + Buffer.byteLength(metadata) + 1024
+          : length;
       if (bytes > limits.maxEventBytes) {
         throw new EventStoreError(
           'EVENT_TOO_LARGE',
-          `event ${i} is ${bytes} bytes; the limit is ${limits.maxEventBytes}`,
+          `event ${i} is about ${bytes} bytes; the limit is ${limits.maxEventBytes}`,
         );
       }
-      total += bytes + 1;
+      total += bytes;
       if (total > limits.maxBatchBytes) {
         throw new EventStoreError(
           'BATCH_TOO_LARGE',
           `the append exceeds ${limits.maxBatchBytes} bytes`,
         );
       }
-      docs[i] = doc;
+      if (events.length === 1) {
+        single = { envelope: e, data, metadata };
+      } else {
+        docs[i] = JSON.stringify({
+          id: e.id,
+          type: e.type,
+          schemaVersion: e.schemaVersion,
+          occurredAt: e.occurredAt,
+          correlationId: e.correlationId,
+          causationId: e.causationId,
+          source: e.source,
+          actor: e.actor,
+          tenantId: e.tenantId,
+          // Spliced in as already-serialized JSON rather than stringified twice.
+          data: 0,
+          metadata: 0,
+        }).replace(/"data":0,"metadata":0}$/, `"data":${data},"metadata":${metadata}}`);
+      }
     }
-    const ids = new Set(events.map((e) => e.id));
-    if (ids.size !== events.length) {
+    if (events.length > 1 && new Set(events.map((e) => e.id)).size !== events.length) {
       throw new InvalidArgumentError('an append may not contain the same event id twice');
     }
-    return `[${docs.join(',')}]`;
+    return { count: events.length, single, json: single ? undefined : `[${docs.join(',')}]` };
   }
 
   async function appendEncoded(
     q: Queryable,
     stream: StreamId,
-    payload: string,
+    encoded: Encoded,
     expectedVersion: ExpectedVersion,
   ): Promise<AppendResult> {
-    const code = expectedVersionCode(expectedVersion);
-    const rows = await q.query<AppendRow>(
-      sql.append,
-      [stream.type, stream.id, code, payload],
-      names.append,
-    );
-    const row = rows[0]!;
-    if (row.outcome === 'conflict') {
-      throw new ConcurrencyError(
-        stream,
-        describeExpected(expectedVersion),
-        Number(row.stream_version),
-      );
+    const mode = appendMode(expectedVersion);
+    const shape: AppendShape = encoded.single ? 'one' : 'many';
+    const params: unknown[] = encoded.single
+      ? oneEventParameters(
+          stream,
+          encoded.single.envelope,
+          encoded.single.data,
+          encoded.single.metadata,
+        )
+      : [stream.type, stream.id, encoded.count, encoded.json];
+    if (mode === 'version') params.push(expectedVersion);
+    const statement = appendSql[shape][mode];
+    const rows = await q.query<AppendRow>(statement.text, params, statement.name);
+    const last = rows[rows.length - 1];
+    if (!last) {
+      throw new ConcurrencyError(stream, expectedVersion, await currentVersion(q, stream));
     }
-    const position = Number(row.last_position);
+    const position = Number(last.global_position);
     return {
-      nextExpectedVersion: Number(row.stream_version),
+      nextExpectedVersion: Number(last.stream_version),
       lastGlobalPosition: position,
-      checkpoint: encodeCheckpoint(row.transaction_id!, position),
+      checkpoint: encodeCheckpoint(last.transaction_id, position),
     };
   }
 
@@ -453,10 +488,10 @@ export function createEventStore(options: EventStoreOptions): EventStore {
       }
       const { expectedVersion } = appendOptions;
       expectedVersionCode(expectedVersion);
-      const payload = encode(events);
-      if (events.length === 0) return emptyAppend(stream, expectedVersion);
+      const encoded = encode(events);
+      if (encoded.count === 0) return emptyAppend(stream, expectedVersion);
       try {
-        return await appendEncoded(db, stream, payload, expectedVersion);
+        return await appendEncoded(db, stream, encoded, expectedVersion);
       } catch (error) {
         return resolveRefusal(error, stream, events);
       }
@@ -467,7 +502,7 @@ export function createEventStore(options: EventStoreOptions): EventStore {
       const prepared = requests.map((r, index) => {
         assertStreamId(r.stream);
         expectedVersionCode(r.expectedVersion);
-        return { ...r, index, payload: encode(r.events) };
+        return { ...r, index, encoded: encode(r.events) };
       });
       const keys = new Set(prepared.map((r) => `${r.stream.type}\u0000${r.stream.id}`));
       if (keys.size !== prepared.length) {
@@ -495,7 +530,7 @@ export function createEventStore(options: EventStoreOptions): EventStore {
                     lastGlobalPosition: null,
                     checkpoint: null,
                   }
-                : await appendEncoded(tx, r.stream, r.payload, r.expectedVersion);
+                : await appendEncoded(tx, r.stream, r.encoded, r.expectedVersion);
           }
           return out;
         });

@@ -3,6 +3,7 @@
  * parent it is ready, then waits to be killed before it can COMMIT.
  */
 import pg from 'pg';
+import { appendStatement } from '../src/appendSql.js';
 
 const [url, schema, streamA, streamB, batchA, batchB] = process.argv.slice(2) as [
   string,
@@ -18,9 +19,11 @@ await client.query('begin');
 for (const [id, batch] of [
   [streamA, batchA],
   [streamB, batchB],
-]) {
-  await client.query(`select * from "${schema}".append_to_stream('claim', $1, -1, $2::jsonb)`, [
+] as const) {
+  await client.query(appendStatement(`"${schema}"`, 'any', 'many'), [
+    'claim',
     id,
+    JSON.parse(batch).length,
     batch,
   ]);
 }
