@@ -16,9 +16,13 @@ const shared = {
 const roots = ['packages', 'examples', 'docs'];
 const tier = (name: string) => roots.flatMap((r) => [`${r}/**/*.${name}.test.ts`]);
 const exclude = ['**/node_modules/**', '**/dist/**'];
-// Tests that stop or restart a shared server (RabbitMQ, PostgreSQL) would break every other suite
-// running beside them, so they live in their own project, run one file at a time, after the rest.
-const restart = roots.map((r) => `${r}/**/*.restart.int.test.ts`);
+// Tests that stop or restart a shared server (RabbitMQ, PostgreSQL), or hold a transaction open
+// for seconds (which holds back every log reader of the cluster), would disturb the suites running
+// beside them. They live in their own project, run one file at a time, after the rest.
+const serial = roots.flatMap((r) => [
+  `${r}/**/*.restart.int.test.ts`,
+  `${r}/**/*.serial.int.test.ts`,
+]);
 
 export default defineConfig({
   test: {
@@ -29,7 +33,7 @@ export default defineConfig({
         test: {
           name: 'int',
           include: tier('int'),
-          exclude: [...exclude, ...restart],
+          exclude: [...exclude, ...serial],
           globalSetup: ['./test/globalSetup.ts'],
           testTimeout: 60_000,
           hookTimeout: 60_000,
@@ -38,8 +42,8 @@ export default defineConfig({
       {
         ...shared,
         test: {
-          name: 'restart',
-          include: restart,
+          name: 'serial',
+          include: serial,
           exclude,
           globalSetup: ['./test/globalSetup.ts'],
           fileParallelism: false,

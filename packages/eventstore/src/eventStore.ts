@@ -1,5 +1,11 @@
 import type { PGlite } from '@electric-sql/pglite';
-import { assertEnvelope, assertJson, type Envelope, InvalidArgumentError } from '@evident/envelope';
+import {
+  assertEnvelope,
+  assertJson,
+  type Envelope,
+  envelopePatterns,
+  InvalidArgumentError,
+} from '@evident/envelope';
 import type pg from 'pg';
 import {
   type AggregateOptions,
@@ -41,7 +47,13 @@ import {
   toRecordedEvent,
 } from './recordedEvent.js';
 import { statementName } from './statementName.js';
-import { assertIdentifier, assertStreamId, quoteIdentifier, type StreamId } from './streamId.js';
+import {
+  assertIdentifier,
+  assertStreamId,
+  quoteIdentifier,
+  type StreamId,
+  streamTypePattern,
+} from './streamId.js';
 
 /** Where the store keeps its tables: one of a pool, a connection string or a PGlite instance. */
 export type EventStoreConnection =
@@ -212,14 +224,17 @@ function checkPositiveInteger(name: string, value: unknown): void {
   }
 }
 
-function checkStringList(name: string, value: readonly string[] | undefined): void {
+function checkNames(name: string, value: readonly string[] | undefined, pattern: RegExp): void {
   if (value === undefined) return;
   if (
     !Array.isArray(value) ||
+    value.length === 0 ||
     value.length > 100 ||
-    value.some((v) => typeof v !== 'string' || v.length > 128)
+    value.some((v) => typeof v !== 'string' || v.length > 128 || !pattern.test(v))
   ) {
-    throw new InvalidArgumentError(`${name} must be an array of at most 100 strings`);
+    throw new InvalidArgumentError(
+      `${name} must be a non-empty array of at most 100 names matching ${pattern}`,
+    );
   }
 }
 
@@ -606,8 +621,8 @@ export function createEventStore(options: EventStoreOptions): EventStore {
       const { transactionId, position } = decodeCheckpoint(after);
       const limit = readOptions.limit ?? 1000;
       checkPositiveInteger('limit', limit);
-      checkStringList('types', readOptions.types);
-      checkStringList('streamTypes', readOptions.streamTypes);
+      checkNames('types', readOptions.types, envelopePatterns.type);
+      checkNames('streamTypes', readOptions.streamTypes, streamTypePattern);
       const rows = await db.query<EventRow & { horizon: string }>(
         sql.readAll,
         [

@@ -11,7 +11,7 @@ export interface StreamId {
 
 // ASCII only, so look-alike characters (Cyrillic 'а', zero-width joiners) cannot create two
 // streams that read the same; lengths in characters equal bytes.
-const streamTypePattern = /^[a-z][a-z0-9_.:-]*$/;
+export const streamTypePattern = /^[a-z][a-z0-9_.:-]*$/;
 const streamIdPattern = /^[A-Za-z0-9][A-Za-z0-9_.:@-]*$/;
 const identifierPattern = /^[a-z_][a-z0-9_]*$/;
 

@@ -12,7 +12,14 @@ import {
   isConcurrencyError,
   startOfLog,
 } from '../src/index.js';
-import { event, events, type StoreFactory, type StoreFixture, stream } from './fixtures.js';
+import {
+  event,
+  events,
+  type StoreFactory,
+  type StoreFixture,
+  settled,
+  stream,
+} from './fixtures.js';
 
 async function rejection(promise: Promise<unknown>): Promise<unknown> {
   try {
@@ -280,7 +287,8 @@ export function eventStoreContract(name: string, factory: StoreFactory): void {
         const b = stream('patient');
         const appended = [...events(3), ...events(2)];
         await store.append(a, appended.slice(0, 3), { expectedVersion: 'no_stream' });
-        await store.append(b, appended.slice(3), { expectedVersion: 'no_stream' });
+        const last = await store.append(b, appended.slice(3), { expectedVersion: 'no_stream' });
+        await settled(store, last.checkpoint);
         const { events: read, checkpoint, caughtUp } = await store.readAll({ after: start });
         expect(read.map((e) => e.id)).toEqual(appended.map((e) => e.id));
         expect(caughtUp).toBe(true);
@@ -293,7 +301,8 @@ export function eventStoreContract(name: string, factory: StoreFactory): void {
       it('pages with limit and resumes from the returned checkpoint', async () => {
         const start = (await store.readAll({ after: startOfLog, limit: 100_000 })).checkpoint;
         const appended = events(5);
-        await store.append(stream(), appended, { expectedVersion: 'no_stream' });
+        const last = await store.append(stream(), appended, { expectedVersion: 'no_stream' });
+        await settled(store, last.checkpoint);
         const first = await store.readAll({ after: start, limit: 2 });
         expect(first.caughtUp).toBe(false);
         const second = await store.readAll({ after: first.checkpoint, limit: 10 });
@@ -309,7 +318,10 @@ export function eventStoreContract(name: string, factory: StoreFactory): void {
         await store.append(claim, [event('ClaimSubmitted'), event('ClaimAdjudicated')], {
           expectedVersion: 'no_stream',
         });
-        await store.append(patient, [event('PatientRegistered')], { expectedVersion: 'no_stream' });
+        const last = await store.append(patient, [event('PatientRegistered')], {
+          expectedVersion: 'no_stream',
+        });
+        await settled(store, last.checkpoint);
         const byType = await store.readAll({ after: start, types: ['ClaimAdjudicated'] });
         expect(byType.events.map((e) => e.type)).toEqual(['ClaimAdjudicated']);
         const byStream = await store.readAll({ after: start, streamTypes: ['patient'] });
@@ -319,6 +331,16 @@ export function eventStoreContract(name: string, factory: StoreFactory): void {
         expect(compareCheckpoints(none.checkpoint, byStream.events[0]!.checkpoint)).toBeGreaterThan(
           0,
         );
+      });
+
+      it('rejects filters that are not event or stream type names', async () => {
+        for (const filter of [
+          { types: ['Claim\u0000'] },
+          { types: [] },
+          { streamTypes: ["x'; --"] },
+        ]) {
+          await expect(store.readAll(filter)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+        }
       });
 
       it('rejects a checkpoint it did not make', async () => {

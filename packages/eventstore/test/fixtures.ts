@@ -2,7 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { PGlite } from '@electric-sql/pglite';
 import { createEnvelope, type Envelope } from '@evident/envelope';
 import pg from 'pg';
-import { createEventStore, type EventStore, type EventStoreOptions } from '../src/index.js';
+import {
+  type Checkpoint,
+  createEventStore,
+  type EventStore,
+  type EventStoreOptions,
+} from '../src/index.js';
 
 /** A store in a fresh schema, and how to remove every trace of it. */
 export interface StoreFixture {
@@ -84,3 +89,21 @@ export const events = (count: number, type = 'ClaimSubmitted') =>
   Array.from({ length: count }, () => event(type));
 
 export const stream = (type = 'claim') => ({ type, id: `c-${randomBytes(6).toString('hex')}` });
+
+/**
+ * Wait until the global log is readable through `checkpoint`. The log's horizon is the oldest
+ * transaction still running anywhere on the server, so when other suites run beside this one, a
+ * test's own committed append can take a few milliseconds to become readable. Tests that assert
+ * exact log contents settle first instead of sleeping.
+ */
+export async function settled(store: EventStore, checkpoint: Checkpoint | null): Promise<void> {
+  if (checkpoint === null) return;
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    // Any page that ends past `checkpoint` (an event after it, or the horizon) proves it readable.
+    const page = await store.readAll({ after: checkpoint, limit: 1 });
+    if (page.checkpoint > checkpoint) return;
+    if (Date.now() > deadline) throw new Error('the log did not reach the checkpoint in 10 s');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
