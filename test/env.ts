@@ -5,6 +5,13 @@
  * printed why, and under CI=true it refuses to start without the services.
  */
 import { inject } from 'vitest';
+import type { Services } from './services.js';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    services: Services;
+  }
+}
 
 const services = inject('services');
 

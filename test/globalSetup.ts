@@ -1,19 +1,7 @@
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
-import {
-  defaults,
-  dockerAvailable,
-  reachable,
-  type ServiceInfo,
-  type ServiceName,
-  type Services,
-} from './services.js';
-
-declare module 'vitest' {
-  export interface ProvidedContext {
-    services: Services;
-  }
-}
+import type {} from './env.js';
+import { defaults, dockerAvailable, reachable, type ServiceInfo, type ServiceName } from './services.js';
 
 type Stop = () => Promise<void>;
 
