@@ -1,7 +1,13 @@
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import type {} from './env.js';
-import { defaults, dockerAvailable, reachable, type ServiceInfo, type ServiceName } from './services.js';
+import {
+  defaults,
+  dockerAvailable,
+  reachable,
+  type ServiceInfo,
+  type ServiceName,
+} from './services.js';
 
 type Stop = () => Promise<void>;
 
