@@ -68,6 +68,7 @@ ALTER TABLE evident.events ALTER COLUMN global_position ADD GENERATED ALWAYS AS 
 --
 
 CREATE TABLE evident.migrations (
+    component text NOT NULL,
     id integer NOT NULL,
     name text NOT NULL,
     checksum text NOT NULL,
@@ -120,7 +121,7 @@ ALTER TABLE ONLY evident.events
 --
 
 ALTER TABLE ONLY evident.migrations
-    ADD CONSTRAINT migrations_pkey PRIMARY KEY (id);
+    ADD CONSTRAINT migrations_pkey PRIMARY KEY (component, id);
 
 --
 -- Name: snapshots snapshots_pkey; Type: CONSTRAINT; Schema: evident; Owner: -

@@ -39,7 +39,7 @@ import {
 } from './database.js';
 import { ConcurrencyError, DuplicateEventError, EventStoreError } from './errors.js';
 import { type ExpectedVersion, expectedVersionCode } from './expectedVersion.js';
-import { type MigrateOptions, type MigrateResult, migrate } from './migrations.js';
+import { type MigrateOptions, type MigrateResult, migrate, storeMigrations } from './migrations.js';
 import {
   type EventRow,
   eventColumns,
@@ -494,7 +494,8 @@ export function createEventStore(options: EventStoreOptions): EventStore {
     schema,
     database: db,
 
-    migrate: (migrateOptions) => migrate(db, schema, migrateOptions),
+    migrate: (migrateOptions) =>
+      migrate(db, schema, 'eventstore', storeMigrations(), migrateOptions),
 
     async append(stream, events, appendOptions) {
       assertStreamId(stream);

@@ -36,6 +36,12 @@ export {
   type StreamRead,
 } from './eventStore.js';
 export type { ExpectedVersion } from './expectedVersion.js';
-export { applicationRole, type MigrateOptions, type MigrateResult } from './migrations.js';
+export {
+  applicationRole,
+  applyMigrations,
+  type ComponentMigrations,
+  type MigrateOptions,
+  type MigrateResult,
+} from './migrations.js';
 export type { RecordedEvent } from './recordedEvent.js';
 export { assertStreamId, type StreamId, streamIdLimits } from './streamId.js';

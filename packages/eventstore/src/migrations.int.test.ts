@@ -1,12 +1,14 @@
 import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { postgresUrl } from '#test-env';
 import { normalizeSchemaDump } from '../scripts/schemaDump.js';
 import { dropSchema, uniqueSchema } from '../test/fixtures.js';
-import { createEventStore } from './index.js';
+import { applyMigrations, createEventStore } from './index.js';
 
 const run = promisify(execFile);
 
@@ -30,7 +32,7 @@ describe.skipIf(!postgresUrl)('migrations on PostgreSQL', () => {
     const applied = results.flatMap((r) => r.applied);
     expect(applied).toEqual(['0001_init']);
     const rows = await first.database.query<{ name: string }>(
-      `select name from "${first.schema}".migrations order by id`,
+      `select name from "${first.schema}".migrations where component = 'eventstore' order by id`,
     );
     expect(rows.map((r) => r.name)).toEqual(['0001_init']);
     expect((await first.migrate()).applied).toEqual([]);
@@ -41,9 +43,33 @@ describe.skipIf(!postgresUrl)('migrations on PostgreSQL', () => {
     const store = fresh();
     await store.migrate();
     await store.database.query(
-      `update "${store.schema}".migrations set checksum = 'edited' where id = 1`,
+      `update "${store.schema}".migrations set checksum = 'edited' where component = 'eventstore' and id = 1`,
     );
     await expect(store.migrate()).rejects.toMatchObject({ code: 'MIGRATION_FAILED' });
+    await store.close();
+  });
+
+  it("applies another package's migrations in the same schema, tracked apart", async () => {
+    const store = fresh();
+    await store.migrate();
+    const directory = await mkdtemp(join(tmpdir(), 'evident-migrations-'));
+    await writeFile(
+      join(directory, '0001_widgets.sql'),
+      'create table {{schema}}.widgets (id int primary key);\ngrant select on {{schema}}.widgets to {{app_role}};\n',
+    );
+    const first = await applyMigrations(store, { component: 'widgets', directory });
+    expect(first.applied).toEqual(['0001_widgets']);
+    expect((await applyMigrations(store, { component: 'widgets', directory })).applied).toEqual([]);
+    expect((await store.migrate()).applied).toEqual([]);
+    const rows = await store.database.query<{ component: string; name: string }>(
+      `select component, name from "${store.schema}".migrations order by component, id`,
+    );
+    expect(rows).toEqual([
+      { component: 'eventstore', name: '0001_init' },
+      { component: 'widgets', name: '0001_widgets' },
+    ]);
+    expect(() => applyMigrations(store, { component: 'eventstore', directory })).toThrow();
+    await rm(directory, { recursive: true });
     await store.close();
   });
 
