@@ -1,0 +1,1 @@
+export { createMemoryBroker, type MemoryBroker, type MemoryBrokerOptions } from './memoryBroker.js';

@@ -1,0 +1,39 @@
+import { describe, expect, it } from 'vitest';
+import { assertTopic, assertTopicPattern, matchesTopic } from './topicPattern.js';
+
+describe('topic patterns', () => {
+  it.each([
+    ['ClaimSubmitted', 'ClaimSubmitted', true],
+    ['ClaimSubmitted', 'ClaimDenied', false],
+    ['billing.*', 'billing.ClaimSubmitted', true],
+    ['billing.*', 'billing', false],
+    ['billing.*', 'billing.claims.ClaimSubmitted', false],
+    ['billing.#', 'billing', true],
+    ['billing.#', 'billing.claims.ClaimSubmitted', true],
+    ['#', 'anything.at.all', true],
+    ['#.ClaimSubmitted', 'ClaimSubmitted', true],
+    ['*.ClaimSubmitted', 'ClaimSubmitted', false],
+    ['a.#.z', 'a.z', true],
+    ['a.#.z', 'a.b.c.z', true],
+    ['a.#.z', 'a.b.c', false],
+  ])('matches %s against %s as AMQP does: %s', (pattern, topic, expected) => {
+    expect(matchesTopic(pattern, topic)).toBe(expected);
+  });
+
+  it('accepts event types and dotted names as topics', () => {
+    expect(assertTopic('ClaimSubmitted')).toBe('ClaimSubmitted');
+    expect(assertTopic('billing.claim:submitted')).toBe('billing.claim:submitted');
+  });
+
+  it.each(['', 'a b', 'a..b', '.a', 'a.', 'a.*', 'x'.repeat(256)])(
+    'refuses the topic %j without echoing it',
+    (topic) => {
+      expect(() => assertTopic(topic)).toThrow(/dot-separated words/);
+    },
+  );
+
+  it('accepts wildcards only in subscription patterns', () => {
+    expect(assertTopicPattern('billing.*.#')).toBe('billing.*.#');
+    expect(() => assertTopicPattern('billing.**')).toThrow(/topic patterns/);
+  });
+});
