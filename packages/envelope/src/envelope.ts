@@ -117,6 +117,20 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return proto === Object.prototype || proto === null;
 }
 
+/**
+ * `Date.parse` rolls impossible days over (`2023-02-29` becomes March 1st); refuse them instead
+ * of storing a date nobody wrote.
+ */
+function isRealTimestamp(text: string): boolean {
+  if (Number.isNaN(Date.parse(text))) return false;
+  const year = Number(text.slice(0, 4));
+  const month = Number(text.slice(5, 7));
+  const day = Number(text.slice(8, 10));
+  const date = new Date(0);
+  date.setUTCFullYear(year, month - 1, day); // unlike Date.UTC, keeps years 0-99 as written
+  return date.getUTCMonth() === month - 1 && date.getUTCDate() === day;
+}
+
 function normalizeTimestamp(field: string, value: unknown): string {
   if (value instanceof Date) {
     if (Number.isNaN(value.getTime()))
@@ -124,9 +138,9 @@ function normalizeTimestamp(field: string, value: unknown): string {
     return value.toISOString();
   }
   const text = checkString(field, value, patterns.timestamp, 40);
-  const ms = Date.parse(text);
-  if (Number.isNaN(ms)) throw new InvalidArgumentError(`${field} is not a real date and time`);
-  return new Date(ms).toISOString();
+  if (!isRealTimestamp(text))
+    throw new InvalidArgumentError(`${field} is not a real date and time`);
+  return new Date(Date.parse(text)).toISOString();
 }
 
 /**
@@ -148,7 +162,7 @@ export function assertEnvelope(value: unknown): Envelope {
     );
   }
   checkString('occurredAt', v.occurredAt, patterns.timestamp, 40);
-  if (Number.isNaN(Date.parse(v.occurredAt as string))) {
+  if (!isRealTimestamp(v.occurredAt as string)) {
     throw new InvalidArgumentError('occurredAt is not a real date and time');
   }
   checkString('correlationId', v.correlationId, patterns.token, envelopeFieldLimits.token);

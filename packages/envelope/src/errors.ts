@@ -8,6 +8,8 @@
  * Messages never carry payload values: they may be PHI.
  */
 
+import type { CompatibilityChange } from './compatibility.js';
+
 const brand = Symbol.for('@evident/error');
 
 /** Codes thrown by @evident/envelope. */
@@ -77,12 +79,20 @@ export class InvalidArgumentError extends EvidentError<'INVALID_ARGUMENT'> {
 
 /** One reason a payload failed its schema: where, and which rule — never the value. */
 export interface SchemaIssue {
-  /** JSON Pointer into the payload, e.g. `/patient/dateOfBirth`. */
+  /**
+   * JSON Pointer into the payload, e.g. `/patient/dateOfBirth`. A key that the schema does not
+   * name (a map key, which may itself be PHI) is shown as `*`.
+   */
   readonly path: string;
   /** The rule that failed, e.g. `required`, `type`, `maxLength`. */
   readonly keyword: string;
   /** A value-free explanation, e.g. `must have required property 'memberId'`. */
   readonly reason: string;
+  /**
+   * Details taken from the schema, never from the payload: `limit`, `allowedValues`,
+   * `missingProperty`, `pattern`, `type`, …
+   */
+  readonly params?: Readonly<Record<string, unknown>>;
 }
 
 /** A payload does not match the schema registered for its type and version. */
@@ -118,4 +128,132 @@ export class SchemaValidationError extends EvidentError<'SCHEMA_VALIDATION_FAILE
 /** `true` when `error` is a {@link SchemaValidationError} from any copy of this package. */
 export function isSchemaValidationError(error: unknown): error is SchemaValidationError {
   return isEvidentError(error, 'SCHEMA_VALIDATION_FAILED');
+}
+
+/**
+ * A schema was refused at registration: it is not valid JSON Schema in ajv's strict mode, or it
+ * could make validation slow (`$data`, an unsafe or unbounded `pattern`).
+ *
+ * @example
+ * ```ts
+ * try {
+ *   registry.register('ClaimSubmitted', { version: 1, schema });
+ * } catch (error) {
+ *   if (isEvidentError(error, 'SCHEMA_INVALID')) console.error(error.message); // names the path
+ *   throw error;
+ * }
+ * ```
+ */
+export class InvalidSchemaError extends EvidentError<'SCHEMA_INVALID'> {
+  readonly eventType: string;
+  readonly schemaVersion: number;
+  /** JSON Pointer into the schema, e.g. `/properties/memberId/pattern`; `''` when not known. */
+  readonly schemaPath: string;
+
+  constructor(
+    eventType: string,
+    schemaVersion: number,
+    schemaPath: string,
+    reason: string,
+    options?: EvidentErrorOptions,
+  ) {
+    super(
+      'SCHEMA_INVALID',
+      `${eventType} v${schemaVersion} schema refused at ${schemaPath || '/'}: ${reason}`,
+      options,
+    );
+    this.eventType = eventType;
+    this.schemaVersion = schemaVersion;
+    this.schemaPath = schemaPath;
+  }
+}
+
+/**
+ * A new schema version would break payloads written with the previous one and no upcaster was
+ * given to migrate them. `changes` lists every breaking change with its payload path.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   registry.register('ClaimSubmitted', { version: 3, schema: withoutPayerId });
+ * } catch (error) {
+ *   if (!isSchemaIncompatibleError(error)) throw error;
+ *   for (const change of error.changes) console.error(change.path, change.message);
+ * }
+ * ```
+ */
+export class SchemaIncompatibleError extends EvidentError<'SCHEMA_INCOMPATIBLE'> {
+  readonly eventType: string;
+  readonly schemaVersion: number;
+  /** The breaking changes, each with its JSON Pointer into the payload. */
+  readonly changes: readonly CompatibilityChange[];
+
+  constructor(eventType: string, schemaVersion: number, changes: readonly CompatibilityChange[]) {
+    const shown = changes.slice(0, 5).map((change) => change.message);
+    const more = changes.length > shown.length ? `; and ${changes.length - shown.length} more` : '';
+    super(
+      'SCHEMA_INCOMPATIBLE',
+      `${eventType} v${schemaVersion} breaks payloads of v${schemaVersion - 1} and has no upcaster: ` +
+        `${shown.join('; ')}${more}`,
+    );
+    this.eventType = eventType;
+    this.schemaVersion = schemaVersion;
+    this.changes = changes;
+  }
+}
+
+/** `true` when `error` is a {@link SchemaIncompatibleError} from any copy of this package. */
+export function isSchemaIncompatibleError(error: unknown): error is SchemaIncompatibleError {
+  return isEvidentError(error, 'SCHEMA_INCOMPATIBLE');
+}
+
+/**
+ * Upcasting a payload from one version to the next failed: the upcaster threw, returned something
+ * that is not plain JSON, or returned data that does not match the next version. `issues` say
+ * where; the payload is never quoted. When the upcaster threw, its error is the `cause`.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   registry.upcast(stored);
+ * } catch (error) {
+ *   if (isUpcastError(error)) deadLetter(stored.id, error.fromVersion, error.issues);
+ *   else throw error;
+ * }
+ * ```
+ */
+export class UpcastError extends EvidentError<'UPCAST_FAILED'> {
+  readonly eventType: string;
+  readonly fromVersion: number;
+  readonly toVersion: number;
+  readonly issues: readonly SchemaIssue[];
+
+  constructor(
+    eventType: string,
+    fromVersion: number,
+    toVersion: number,
+    issues: readonly SchemaIssue[],
+    options?: EvidentErrorOptions,
+  ) {
+    const first = issues[0];
+    const detail = first
+      ? `: ${first.path || '/'} ${first.reason}`
+      : options?.cause === undefined
+        ? ''
+        : ': the upcaster threw (see cause)';
+    super(
+      'UPCAST_FAILED',
+      `upcasting ${eventType} from v${fromVersion} to v${toVersion} failed${detail}`,
+      options,
+    );
+    this.eventType = eventType;
+    this.fromVersion = fromVersion;
+    this.toVersion = toVersion;
+    this.issues = issues;
+  }
+}
+
+/** `true` when `error` is an {@link UpcastError} from any copy of this package. */
+export function isUpcastError(error: unknown): error is UpcastError {
+  return isEvidentError(error, 'UPCAST_FAILED');
 }

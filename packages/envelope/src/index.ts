@@ -1,4 +1,10 @@
 export {
+  type CompatibilityChange,
+  type CompatibilityChangeKind,
+  type CompatibilityReport,
+  checkCompatibility,
+} from './compatibility.js';
+export {
   type Actor,
   assertEnvelope,
   type ChildEnvelopeInput,
@@ -15,11 +21,25 @@ export {
   EvidentError,
   type EvidentErrorOptions,
   InvalidArgumentError,
+  InvalidSchemaError,
   isEvidentError,
+  isSchemaIncompatibleError,
   isSchemaValidationError,
+  isUpcastError,
+  SchemaIncompatibleError,
   type SchemaIssue,
   SchemaValidationError,
+  UpcastError,
 } from './errors.js';
+export type { JsonSchema } from './jsonSchema.js';
+export {
+  createSchemaRegistry,
+  type SchemaCheckResult,
+  type SchemaRegistry,
+  type SchemaRegistryOptions,
+  type SchemaVersion,
+  type Upcaster,
+} from './schemaRegistry.js';
 export {
   assertJson,
   defaultSerializationLimits,

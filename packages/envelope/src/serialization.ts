@@ -180,9 +180,8 @@ export function parseJson(text: string, limits?: SerializationLimits): unknown {
     // The parser's message quotes the input; keep it only as the cause.
     throw new PayloadError('PAYLOAD_MALFORMED', 'text is not valid JSON', { cause });
   }
-  if (text.includes('__proto__') || text.includes('constructor') || text.includes('prototype')) {
-    assertSafeKeys(value, '');
-  }
+  // Always walk: a key can hide behind escapes (`"\u005f_proto__"`) that no text search sees.
+  assertSafeKeys(value, '');
   return value;
 }
 
