@@ -1,0 +1,7 @@
+export {
+  type BrokerLogger,
+  createRabbitMqBroker,
+  type RabbitMqBroker,
+  type RabbitMqBrokerOptions,
+  type RabbitMqTopology,
+} from './rabbitmqBroker.js';
