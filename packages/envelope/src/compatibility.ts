@@ -132,7 +132,7 @@ class Comparison {
   /** Follow `$ref`s to the schema they stand for; siblings of a `$ref` apply as well. */
   private resolve(schema: unknown, root: unknown): unknown {
     // An absent schema accepts anything.
-    let current = schema === undefined ? true : schema;
+    let current: unknown = schema === undefined ? true : schema;
     for (let hops = 0; isObject(current) && typeof current.$ref === 'string'; hops++) {
       if (hops > 32) return unresolved;
       const target = resolveLocalRef(root, current.$ref);
