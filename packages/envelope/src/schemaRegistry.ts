@@ -189,8 +189,6 @@ function createAjv(useDefaults: boolean): Ajv {
     messages: true,
     // Properties on Object.prototype never satisfy `required`.
     ownProperties: true,
-    // Versions of one type may share an `$id`; each compiles on its own.
-    addUsedSchema: false,
     coerceTypes: false,
     removeAdditional: false,
   });

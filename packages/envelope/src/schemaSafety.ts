@@ -83,13 +83,22 @@ function regexDefect(source: string, limits: SchemaSafetyLimits): string | undef
   return undefined;
 }
 
-/** Every `pattern` must be safe and length-bounded; so must every `patternProperties` key. */
-function findRegexDefect(
+/**
+ * Every `pattern` must be safe and length-bounded; so must every `patternProperties` key. No
+ * `$id`: the registry names schemas by type and version, and versions of one type would clash.
+ */
+function findKeywordDefect(
   schema: unknown,
   path: string[],
   limits: SchemaSafetyLimits,
 ): SchemaDefect | undefined {
   if (!isObject(schema)) return undefined;
+  if (Object.hasOwn(schema, '$id')) {
+    return {
+      path: pointer([...path, '$id']),
+      reason: '$id is not supported: the registry names schemas by event type and version',
+    };
+  }
   const ceiling = limits.maxPatternedStringLength;
   if (typeof schema.pattern === 'string') {
     const problem = regexDefect(schema.pattern, limits);
@@ -119,15 +128,15 @@ function findRegexDefect(
   }
   let found: SchemaDefect | undefined;
   forEachSubschema(schema, (subschema, keys) => {
-    found ??= findRegexDefect(subschema, [...path, ...keys], limits);
+    found ??= findKeywordDefect(subschema, [...path, ...keys], limits);
   });
   return found;
 }
 
 /**
  * The first reason to refuse `schema` before handing it to ajv, or `undefined` when it is safe:
- * not plain JSON, too deep, `$data` or `$async` anywhere, or a regular expression that is unsafe
- * or not bounded by a `maxLength`.
+ * not plain JSON, too deep, `$data` or `$async` anywhere, an `$id`, or a regular expression that
+ * is unsafe or not bounded by a `maxLength`.
  */
 export function findSchemaDefect(
   schema: unknown,
@@ -138,6 +147,6 @@ export function findSchemaDefect(
   }
   return (
     findStructuralDefect(schema, [], { nodes: maxSchemaNodes }) ??
-    findRegexDefect(schema, [], limits)
+    findKeywordDefect(schema, [], limits)
   );
 }
