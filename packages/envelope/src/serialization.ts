@@ -60,12 +60,21 @@ function assertSafeKeys(value: unknown, path: string): void {
         `key "${key}" at ${path || '/'} is refused: it can pollute object prototypes`,
       );
     }
-    assertSafeKeys(child, `${path}/${escapePointer(key)}`);
+    assertSafeKeys(child, `${path}/${pathKey(key)}`);
   }
 }
 
-function escapePointer(key: string): string {
-  return key.replace(/~/g, '~0').replace(/\//g, '~1');
+// Keys in messages: a payload may be a map keyed by names, emails or member ids, so only keys that
+// look like field names are shown (one identifier: no spaces, dashes, dots or @, no leading digit).
+const fieldName = /^[A-Za-z_$][A-Za-z0-9_$]{0,63}$/;
+
+function pathKey(key: string): string {
+  return fieldName.test(key) ? key : '*';
+}
+
+function className(proto: unknown): string {
+  const name = (proto as { constructor?: { name?: unknown } } | null)?.constructor?.name;
+  return typeof name === 'string' && fieldName.test(name) ? name : 'class';
 }
 
 /**
@@ -97,7 +106,7 @@ function assertJsonValue(value: unknown, path: string, depth: number, maxDepth: 
       if (proto !== Object.prototype && proto !== null) {
         throw new PayloadError(
           'PAYLOAD_MALFORMED',
-          `${path || '/'} is a ${proto?.constructor?.name ?? 'class'} instance; only plain JSON is stored`,
+          `${path || '/'} is a ${className(proto)} instance; only plain JSON is stored`,
         );
       }
       for (const key of Object.keys(value)) {
@@ -111,7 +120,7 @@ function assertJsonValue(value: unknown, path: string, depth: number, maxDepth: 
             `key "${key}" at ${path || '/'} is refused: it can pollute object prototypes`,
           );
         }
-        assertJsonValue(child, `${path}/${escapePointer(key)}`, depth + 1, maxDepth);
+        assertJsonValue(child, `${path}/${pathKey(key)}`, depth + 1, maxDepth);
       }
       return;
     }
