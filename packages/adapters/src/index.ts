@@ -15,6 +15,7 @@ export {
   type FailureInfo,
 } from './deadLetter.js';
 export { BrokerError, type BrokerErrorCode, isBrokerError } from './errors.js';
+export type { BrokerLogger } from './logger.js';
 export {
   type BackoffOptions,
   backoffDelay,

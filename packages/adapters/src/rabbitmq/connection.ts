@@ -1,10 +1,8 @@
 import amqp, { type ChannelModel } from 'amqplib';
 import { BrokerError } from '../errors.js';
+import { type BrokerLogger, errorFields } from '../logger.js';
 
-/** Where the adapters report what an operator should see: reconnects, lost deliveries. */
-export interface BrokerLogger {
-  warn(message: string, fields?: Readonly<Record<string, unknown>>): void;
-}
+export { type BrokerLogger, errorFields } from '../logger.js';
 
 export interface ConnectionOptions {
   readonly url: string;
@@ -14,12 +12,6 @@ export interface ConnectionOptions {
   readonly reconnect: { readonly initialMs: number; readonly maxMs: number };
   readonly logger: BrokerLogger;
 }
-
-/** An error's name and code, never its message (it may quote a URL with credentials). */
-export const errorFields = (error: unknown) => {
-  const e = error as { name?: unknown; code?: unknown } | undefined;
-  return { error: typeof e?.name === 'string' ? e.name : typeof error, code: e?.code };
-};
 
 /**
  * One AMQP connection that comes back by itself: opened on first use, reopened with backoff

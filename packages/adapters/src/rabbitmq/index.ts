@@ -1,5 +1,4 @@
 export {
-  type BrokerLogger,
   createRabbitMqBroker,
   type RabbitMqBroker,
   type RabbitMqBrokerOptions,

@@ -15,15 +15,14 @@ import { BrokerError } from '../errors.js';
 import { deliveryLimitFailure } from '../internal/delivery.js';
 import { prepareOutgoing } from '../internal/outgoing.js';
 import { readDeadLetter, wire } from '../internal/wire.js';
+import type { BrokerLogger } from '../logger.js';
 import { assertNamespace, assertQueueName } from '../names.js';
 import { resolveRetryPolicy } from '../retryPolicy.js';
 import { assertTopicPattern } from '../topicPattern.js';
-import { type BrokerLogger, ReconnectingConnection } from './connection.js';
+import { ReconnectingConnection } from './connection.js';
 import { RabbitConsumer } from './consumer.js';
 import { ConfirmPublisher } from './publisher.js';
 import { names, waitQueueArguments } from './topology.js';
-
-export type { BrokerLogger } from './connection.js';
 
 /** Options of {@link createRabbitMqBroker}. */
 export interface RabbitMqBrokerOptions {

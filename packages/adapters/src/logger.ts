@@ -1,0 +1,21 @@
+/**
+ * Where an adapter reports what an operator should see — reconnects, deliveries it could not
+ * settle, failed heartbeats — with the error's name and code, never a payload or a message text.
+ * `console` fits; so does any structured logger with a `warn` method.
+ *
+ * @example
+ * ```ts
+ * const logger: BrokerLogger = { warn: (message, fields) => pino.warn(fields, message) };
+ * ```
+ */
+export interface BrokerLogger {
+  warn(message: string, fields?: Readonly<Record<string, unknown>>): void;
+}
+
+/** An error's name and code for a log line, never its message (it may quote a URL or a value). */
+export function errorFields(error: unknown): { error: string; code?: unknown } {
+  const e = error as { name?: unknown; code?: unknown; Code?: unknown } | undefined;
+  const name = typeof e?.name === 'string' ? e.name : typeof error;
+  const code = e?.code ?? e?.Code;
+  return code === undefined ? { error: name } : { error: name, code };
+}

@@ -1,0 +1,6 @@
+export {
+  createSqsBroker,
+  type SqsBroker,
+  type SqsBrokerOptions,
+  type SqsTopology,
+} from './sqsBroker.js';
