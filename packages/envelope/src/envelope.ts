@@ -75,7 +75,9 @@ const patterns = {
   type: /^[A-Za-z][A-Za-z0-9_.:-]*$/,
   /** Service names, roles, tenant ids, correlation ids: printable ASCII words. */
   token: /^[A-Za-z0-9][A-Za-z0-9_.:@/-]*$/,
-  timestamp: /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$/,
+  // `(?:\.\d{1,9}|)` rather than `(?:\.\d{1,9})?`: the same language, but without a quantifier
+  // around a quantifier, so safe-regex2 (which the registry applies to schemas) accepts it too.
+  timestamp: /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9}|)(?:Z|[+-]\d{2}:\d{2})$/,
 } as const;
 
 /** Upper bounds on the envelope's own fields (the payload has its own limits). */

@@ -58,7 +58,8 @@ export interface SchemaRegistryOptions {
   /**
    * Largest `maxLength` a string with a `pattern` may declare (and largest `propertyNames`
    * `maxLength` beside `patternProperties`), so a regular expression never scans long input.
-   * @defaultValue 4096
+   * safe-regex2 catches exponential patterns; this bound keeps polynomial ones (`\d*\d*x`) cheap.
+   * @defaultValue 1024
    */
   readonly maxPatternedStringLength?: number;
   /**
@@ -292,7 +293,7 @@ function typeLabel(type: unknown): string {
  */
 export function createSchemaRegistry(options: SchemaRegistryOptions = {}): SchemaRegistry {
   const limits = {
-    maxPatternedStringLength: options.maxPatternedStringLength ?? 4096,
+    maxPatternedStringLength: options.maxPatternedStringLength ?? 1024,
     regexRepetitionLimit: options.regexRepetitionLimit ?? 25,
   };
   for (const [name, value] of Object.entries(limits)) {
