@@ -37,8 +37,22 @@ export interface SqsConsumerOptions {
 /** SQS's longest visibility timeout: 12 hours. */
 const maxVisibility = 43_200;
 
-// Characters SQS accepts in message bodies and attribute values; anything else becomes '?'.
-const notAllowed = /[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\u{10000}-\u{10ffff}]/gu;
+/** Replace characters SQS refuses in attribute values (controls, lone surrogates) with '?'. */
+function sqsSafe(text: string): string {
+  let out = '';
+  for (const ch of text) {
+    const c = ch.codePointAt(0)!;
+    const ok =
+      c === 0x09 ||
+      c === 0x0a ||
+      c === 0x0d ||
+      (c >= 0x20 && c <= 0xd7ff) ||
+      (c >= 0xe000 && c <= 0xfffd) ||
+      c >= 0x10000;
+    out += ok ? ch : '?';
+  }
+  return out;
+}
 
 /** String message attributes, dropping empty values (SQS refuses them). */
 export function stringAttributes(
@@ -47,7 +61,7 @@ export function stringAttributes(
   const out: Record<string, MessageAttributeValue> = {};
   for (const [name, value] of Object.entries(values)) {
     if (value === undefined || value === '') continue;
-    out[name] = { DataType: 'String', StringValue: value.replace(notAllowed, '?') };
+    out[name] = { DataType: 'String', StringValue: sqsSafe(value) };
   }
   return out;
 }

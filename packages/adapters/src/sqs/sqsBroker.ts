@@ -423,13 +423,11 @@ export function createSqsBroker(options: SqsBrokerOptions): SqsBroker {
           await sqs.send(
             new ChangeMessageVisibilityBatchCommand({
               QueueUrl: url,
-              Entries: received
-                .slice(i, i + 10)
-                .map((m, j) => ({
-                  Id: String(j),
-                  ReceiptHandle: m.ReceiptHandle!,
-                  VisibilityTimeout: 0,
-                })),
+              Entries: received.slice(i, i + 10).map((m, j) => ({
+                Id: String(j),
+                ReceiptHandle: m.ReceiptHandle!,
+                VisibilityTimeout: 0,
+              })),
             }),
           );
         }
