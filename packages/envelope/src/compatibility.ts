@@ -6,7 +6,16 @@ import {
   resolveLocalRef,
 } from './jsonSchema.js';
 
-/** What changed between two versions of a schema. */
+/**
+ * What changed between two versions of a schema. Whether it breaks old payloads is in
+ * {@link CompatibilityChange.breaking}: `field-added` breaks when the field is required without a
+ * default, `type-changed` when the type narrows, and so on.
+ *
+ * @example
+ * ```ts
+ * const removals = report.changes.filter((c) => c.kind === 'field-removed');
+ * ```
+ */
 export type CompatibilityChangeKind =
   | 'field-added'
   | 'field-removed'
@@ -25,7 +34,19 @@ export type CompatibilityChangeKind =
   | 'keyword-changed'
   | 'phi-changed';
 
-/** One difference between two schema versions, located in the payload. */
+/**
+ * One difference between two schema versions, located in the payload.
+ *
+ * @example
+ * ```ts
+ * const change: CompatibilityChange = {
+ *   kind: 'enum-narrowed',
+ *   path: '/status',
+ *   breaking: true,
+ *   message: '/status: enum lost "paid"',
+ * };
+ * ```
+ */
 export interface CompatibilityChange {
   readonly kind: CompatibilityChangeKind;
   /**
@@ -39,7 +60,15 @@ export interface CompatibilityChange {
   readonly message: string;
 }
 
-/** The outcome of {@link checkCompatibility}. */
+/**
+ * The outcome of {@link checkCompatibility}.
+ *
+ * @example
+ * ```ts
+ * const { compatible, changes } = checkCompatibility(v1, v2);
+ * if (!compatible) console.error(changes.filter((c) => c.breaking));
+ * ```
+ */
 export interface CompatibilityReport {
   /** `true` when no change is breaking: every payload of the previous version is still valid. */
   readonly compatible: boolean;
@@ -524,6 +553,7 @@ class Comparison {
  * report.compatible; // false
  * report.changes[0]; // { kind: 'enum-narrowed', path: '/status', breaking: true, message: … }
  * ```
+ * @throws nothing: schemas it cannot reason about produce breaking changes, not errors.
  */
 export function checkCompatibility(
   previous: JsonSchema | boolean,

@@ -1,7 +1,14 @@
 import { v7 as uuidv7 } from 'uuid';
 import { InvalidArgumentError } from './errors.js';
 
-/** Who caused an event: a person or a system, with the role it acted in. */
+/**
+ * Who caused an event: a person or a system, with the role it acted in.
+ *
+ * @example
+ * ```ts
+ * const actor: Actor = { id: 'staff-17', role: 'billing-clerk' };
+ * ```
+ */
 export interface Actor {
   /** Staff, patient-portal user or service account id. Not a name: ids are not PHI, names are. */
   readonly id: string;
@@ -15,6 +22,13 @@ export interface Actor {
  * `data` is the payload described by the schema registered for (`type`, `schemaVersion`);
  * everything else is the audit context regulators ask about: what, when, who, from where,
  * and as part of which workflow.
+ *
+ * @example
+ * ```ts
+ * function onClaimSubmitted(event: Envelope<'ClaimSubmitted', { claimId: string }>) {
+ *   console.log(event.data.claimId, event.correlationId);
+ * }
+ * ```
  */
 export interface Envelope<Type extends string = string, Data = unknown> {
   /** UUIDv7: unique, and time-ordered so ids sort by creation. */
@@ -39,7 +53,19 @@ export interface Envelope<Type extends string = string, Data = unknown> {
   readonly metadata: Readonly<Record<string, unknown>>;
 }
 
-/** What a producer says about a new event; the rest is derived. */
+/**
+ * What a producer says about a new event; the rest is derived. Input of {@link createEnvelope}.
+ *
+ * @example
+ * ```ts
+ * const input: EnvelopeInput<'ClaimSubmitted'> = {
+ *   type: 'ClaimSubmitted',
+ *   data: { claimId: 'CLM-000123' },
+ *   source: 'billing-service',
+ *   actor: { id: 'staff-17', role: 'billing-clerk' },
+ * };
+ * ```
+ */
 export interface EnvelopeInput<Type extends string = string, Data = unknown> {
   readonly type: Type;
   readonly data: Data;
@@ -60,7 +86,18 @@ export interface EnvelopeInput<Type extends string = string, Data = unknown> {
   readonly id?: string;
 }
 
-/** What a child event says; audit context it does not give is inherited from its parent. */
+/**
+ * What a child event says; audit context it does not give is inherited from its parent.
+ * Input of {@link causedBy}.
+ *
+ * @example
+ * ```ts
+ * const input: ChildEnvelopeInput<'EligibilityVerified'> = {
+ *   type: 'EligibilityVerified',
+ *   data: { coverage: 'active' },
+ * };
+ * ```
+ */
 export type ChildEnvelopeInput<Type extends string = string, Data = unknown> = Omit<
   EnvelopeInput<Type, Data>,
   'correlationId' | 'causationId' | 'source' | 'actor' | 'tenantId'
@@ -80,7 +117,14 @@ const patterns = {
   timestamp: /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9}|)(?:Z|[+-]\d{2}:\d{2})$/,
 } as const;
 
-/** Upper bounds on the envelope's own fields (the payload has its own limits). */
+/**
+ * Upper bounds, in characters, on the envelope's own fields (the payload has its own limits).
+ *
+ * @example
+ * ```ts
+ * envelopeFieldLimits.type; // 128
+ * ```
+ */
 export const envelopeFieldLimits = {
   type: 128,
   token: 128,
@@ -88,7 +132,15 @@ export const envelopeFieldLimits = {
   metadataKeys: 64,
 } as const;
 
-/** The patterns the envelope's fields are checked against, for tooling and tests. */
+/**
+ * The patterns the envelope's fields are checked against, for tooling and tests. All are linear
+ * and judged safe by safe-regex2.
+ *
+ * @example
+ * ```ts
+ * envelopePatterns.type.test('ClaimSubmitted'); // true
+ * ```
+ */
 export const envelopePatterns: Readonly<Record<keyof typeof patterns, RegExp>> = patterns;
 
 function describe(value: unknown): string {
@@ -147,8 +199,13 @@ function normalizeTimestamp(field: string, value: unknown): string {
 
 /**
  * Check that `value` is a well-formed envelope and return it typed. Used on everything that
- * crosses a boundary (deserialization, broker messages, store reads of foreign rows).
+ * crosses a boundary (deserialization, broker messages, store reads of foreign rows). The payload
+ * is not checked here: that is the schema registry's job.
  *
+ * @example
+ * ```ts
+ * const envelope = assertEnvelope(JSON.parse(message.body));
+ * ```
  * @throws InvalidArgumentError naming the field and the rule, never the value.
  */
 export function assertEnvelope(value: unknown): Envelope {
@@ -247,6 +304,7 @@ export function createEnvelope<Type extends string, Data>(
  * verified.correlationId === scheduled.correlationId; // true
  * verified.causationId === scheduled.id; // true
  * ```
+ * @throws InvalidArgumentError when a field is missing or breaks its allow-list.
  */
 export function causedBy<Type extends string, Data>(
   parent: Pick<Envelope, 'id' | 'correlationId' | 'source' | 'actor' | 'tenantId'>,
@@ -262,7 +320,14 @@ export function causedBy<Type extends string, Data>(
   });
 }
 
-/** A fresh UUIDv7, the id format of every envelope. */
+/**
+ * A fresh UUIDv7, the id format of every envelope: unique, and sorting in creation order.
+ *
+ * @example
+ * ```ts
+ * const id = newEventId(); // '01a220f0-b4d9-7714-ac17-bb513a8bf817'
+ * ```
+ */
 export function newEventId(): string {
   return uuidv7();
 }

@@ -12,7 +12,15 @@ import type { CompatibilityChange } from './compatibility.js';
 
 const brand = Symbol.for('@evident/error');
 
-/** Codes thrown by @evident/envelope. */
+/**
+ * Codes thrown by @evident/envelope. Other packages declare their own and reuse
+ * `INVALID_ARGUMENT` for bad arguments.
+ *
+ * @example
+ * ```ts
+ * const httpStatus = (code: EnvelopeErrorCode) => (code === 'PAYLOAD_TOO_LARGE' ? 413 : 422);
+ * ```
+ */
 export type EnvelopeErrorCode =
   | 'INVALID_ARGUMENT'
   | 'INVALID_ENVELOPE'
@@ -26,6 +34,14 @@ export type EnvelopeErrorCode =
   | 'PAYLOAD_MALFORMED'
   | 'PAYLOAD_UNSAFE_KEY';
 
+/**
+ * Options every Evident error takes.
+ *
+ * @example
+ * ```ts
+ * throw new EvidentError('SCHEMA_NOT_FOUND', 'no schema for ClaimSubmitted', { cause: error });
+ * ```
+ */
 export interface EvidentErrorOptions {
   /** The error that led to this one, kept for debugging (never shown to end users). */
   readonly cause?: unknown;
@@ -58,6 +74,12 @@ export class EvidentError<Code extends string = string> extends Error {
 /**
  * True when `error` is an Evident error, optionally with one of the given codes. Works across
  * duplicated copies of the package because it checks a global brand and the code, not the class.
+ * (A `structuredClone`d error loses both; re-create errors that cross a worker boundary.)
+ *
+ * @example
+ * ```ts
+ * if (isEvidentError(error, 'SCHEMA_NOT_FOUND')) skipUnknownEvent();
+ * ```
  */
 export function isEvidentError<Code extends string = string>(
   error: unknown,
@@ -70,14 +92,36 @@ export function isEvidentError<Code extends string = string>(
   return codes.length === 0 || (codes as readonly string[]).includes(code);
 }
 
-/** A caller passed a value the API cannot accept; the message says which and why. */
+/**
+ * A caller passed a value the API cannot accept; the message names the argument and the rule,
+ * never the value. Code `INVALID_ARGUMENT`; other packages throw it too.
+ *
+ * @example
+ * ```ts
+ * if (!Number.isSafeInteger(version)) {
+ *   throw new InvalidArgumentError('version must be a positive integer; got a string');
+ * }
+ * ```
+ */
 export class InvalidArgumentError extends EvidentError<'INVALID_ARGUMENT'> {
   constructor(message: string, options?: EvidentErrorOptions) {
     super('INVALID_ARGUMENT', message, options);
   }
 }
 
-/** One reason a payload failed its schema: where, and which rule — never the value. */
+/**
+ * One reason a payload failed its schema: where, and which rule — never the value.
+ *
+ * @example
+ * ```ts
+ * const issue: SchemaIssue = {
+ *   path: '/serviceLines/0/code',
+ *   keyword: 'pattern',
+ *   reason: 'must match pattern "^D[0-9]{4}$"',
+ *   params: { pattern: '^D[0-9]{4}$' },
+ * };
+ * ```
+ */
 export interface SchemaIssue {
   /**
    * JSON Pointer into the payload, e.g. `/patient/dateOfBirth`. A key that the schema does not
@@ -95,7 +139,20 @@ export interface SchemaIssue {
   readonly params?: Readonly<Record<string, unknown>>;
 }
 
-/** A payload does not match the schema registered for its type and version. */
+/**
+ * A payload does not match the schema registered for its type and version. `issues` carry JSON
+ * paths and reasons; the message sums up the first one. Neither ever holds a payload value.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   registry.validate(envelope);
+ * } catch (error) {
+ *   if (!isSchemaValidationError(error)) throw error;
+ *   reply(422, { code: error.code, issues: error.issues });
+ * }
+ * ```
+ */
 export class SchemaValidationError extends EvidentError<'SCHEMA_VALIDATION_FAILED'> {
   readonly eventType: string;
   readonly schemaVersion: number;
@@ -125,7 +182,14 @@ export class SchemaValidationError extends EvidentError<'SCHEMA_VALIDATION_FAILE
   }
 }
 
-/** `true` when `error` is a {@link SchemaValidationError} from any copy of this package. */
+/**
+ * `true` when `error` is a {@link SchemaValidationError} from any copy of this package.
+ *
+ * @example
+ * ```ts
+ * if (isSchemaValidationError(error)) console.error(error.path, error.reason);
+ * ```
+ */
 export function isSchemaValidationError(error: unknown): error is SchemaValidationError {
   return isEvidentError(error, 'SCHEMA_VALIDATION_FAILED');
 }
@@ -202,7 +266,14 @@ export class SchemaIncompatibleError extends EvidentError<'SCHEMA_INCOMPATIBLE'>
   }
 }
 
-/** `true` when `error` is a {@link SchemaIncompatibleError} from any copy of this package. */
+/**
+ * `true` when `error` is a {@link SchemaIncompatibleError} from any copy of this package.
+ *
+ * @example
+ * ```ts
+ * if (isSchemaIncompatibleError(error)) for (const c of error.changes) console.error(c.message);
+ * ```
+ */
 export function isSchemaIncompatibleError(error: unknown): error is SchemaIncompatibleError {
   return isEvidentError(error, 'SCHEMA_INCOMPATIBLE');
 }
@@ -253,7 +324,14 @@ export class UpcastError extends EvidentError<'UPCAST_FAILED'> {
   }
 }
 
-/** `true` when `error` is an {@link UpcastError} from any copy of this package. */
+/**
+ * `true` when `error` is an {@link UpcastError} from any copy of this package.
+ *
+ * @example
+ * ```ts
+ * if (isUpcastError(error)) console.error(error.eventType, error.fromVersion, error.issues);
+ * ```
+ */
 export function isUpcastError(error: unknown): error is UpcastError {
   return isEvidentError(error, 'UPCAST_FAILED');
 }

@@ -34,12 +34,28 @@ import {
 
 /**
  * Turns the payload of version N-1 into the payload of version N. It receives a private copy, so
- * it may mutate it; it must return plain JSON. Its output is validated against version N every
- * time it runs.
+ * it may mutate it; it must return plain JSON, synchronously. Its output is validated against
+ * version N every time it runs. Whatever it throws becomes the `cause` of an {@link UpcastError}:
+ * keep payload values out of its messages too.
+ *
+ * @example
+ * ```ts
+ * const feesInCents: Upcaster<ClaimV1, ClaimV2> = (claim) => ({
+ *   ...claim,
+ *   serviceLines: claim.serviceLines.map(({ code, fee }) => ({ code, feeCents: Math.round(fee * 100) })),
+ * });
+ * ```
  */
 export type Upcaster<Previous = unknown, Next = unknown> = (data: Previous) => Next;
 
-/** One version of an event type's payload schema. */
+/**
+ * One version of an event type's payload schema, as given to {@link SchemaRegistry.register}.
+ *
+ * @example
+ * ```ts
+ * const v2: SchemaVersion<ClaimV1, ClaimV2> = { version: 2, schema: claimV2, upcast: feesInCents };
+ * ```
+ */
 export interface SchemaVersion<Previous = unknown, Next = unknown> {
   /** 1 for the first version, then one more than the latest registered. */
   readonly version: number;
@@ -53,7 +69,14 @@ export interface SchemaVersion<Previous = unknown, Next = unknown> {
   readonly upcast?: Upcaster<Previous, Next>;
 }
 
-/** Options of {@link createSchemaRegistry}. */
+/**
+ * Options of {@link createSchemaRegistry}.
+ *
+ * @example
+ * ```ts
+ * const registry = createSchemaRegistry({ maxPatternedStringLength: 2048, limits: { maxDepth: 16 } });
+ * ```
+ */
 export interface SchemaRegistryOptions {
   /**
    * Largest `maxLength` a string with a `pattern` may declare (and largest `propertyNames`
@@ -74,12 +97,28 @@ export interface SchemaRegistryOptions {
   readonly limits?: SerializationLimits;
 }
 
-/** The answer of {@link SchemaRegistry.check}. */
+/**
+ * The answer of {@link SchemaRegistry.check}.
+ *
+ * @example
+ * ```ts
+ * const result = registry.check(envelope);
+ * if (!result.ok) deadLetter(envelope.id, result.issues);
+ * ```
+ */
 export type SchemaCheckResult =
   | { readonly ok: true }
   | { readonly ok: false; readonly issues: readonly SchemaIssue[] };
 
-/** Payload schemas per event type and version, with validation and upcasting. */
+/**
+ * Payload schemas per event type and version, with validation and upcasting. Made by
+ * {@link createSchemaRegistry}; its methods do not depend on `this`, so they can be passed around.
+ *
+ * @example
+ * ```ts
+ * const onMessage = (text: string) => handle(registry.upcast(deserialize(text)));
+ * ```
+ */
 export interface SchemaRegistry {
   /**
    * Register the next version of an event type's schema and return the registry.

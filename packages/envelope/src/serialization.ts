@@ -1,7 +1,15 @@
 import { assertEnvelope, type Envelope } from './envelope.js';
 import { EvidentError } from './errors.js';
 
-/** Bounds on what (de)serialization accepts; both keep hostile input to linear time. */
+/**
+ * Bounds on what (de)serialization accepts; both keep hostile input to linear time.
+ *
+ * @example
+ * ```ts
+ * const limits: SerializationLimits = { maxBytes: 256 * 1024, maxDepth: 32 };
+ * deserialize(text, limits);
+ * ```
+ */
 export interface SerializationLimits {
   /** Largest serialized envelope, in UTF-8 bytes. @defaultValue 1 MiB */
   readonly maxBytes?: number;
@@ -9,12 +17,33 @@ export interface SerializationLimits {
   readonly maxDepth?: number;
 }
 
+/**
+ * The limits used when none are given: 1 MiB and 64 levels of nesting.
+ *
+ * @example
+ * ```ts
+ * serialize(envelope, { ...defaultSerializationLimits, maxBytes: 4 * 1024 * 1024 });
+ * ```
+ */
 export const defaultSerializationLimits: Required<SerializationLimits> = {
   maxBytes: 1024 * 1024,
   maxDepth: 64,
 };
 
-/** A payload broke a limit or is not safe JSON; `code` says which. The value is never included. */
+/**
+ * A payload broke a limit or is not safe JSON; `code` says which. The message gives the path
+ * (keys that do not look like field names shown as `*`), never the value.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   deserialize(body);
+ * } catch (error) {
+ *   if (isEvidentError(error, 'PAYLOAD_TOO_LARGE', 'PAYLOAD_TOO_DEEP')) return reply(413);
+ *   throw error;
+ * }
+ * ```
+ */
 export class PayloadError extends EvidentError<
   'PAYLOAD_TOO_LARGE' | 'PAYLOAD_TOO_DEEP' | 'PAYLOAD_MALFORMED' | 'PAYLOAD_UNSAFE_KEY'
 > {}
@@ -133,7 +162,13 @@ function assertJsonValue(value: unknown, path: string, depth: number, maxDepth: 
  * Check that `value` is plain JSON within the limits: the same rules `serialize` applies to a
  * payload. Stores and brokers call it before writing so a bad payload is refused, not truncated.
  *
- * @throws PayloadError
+ * @example
+ * ```ts
+ * assertJson({ claimId: 'CLM-000123', fees: [5500, 9800] }); // fine
+ * assertJson({ submittedAt: new Date() }); // throws PayloadError PAYLOAD_MALFORMED
+ * ```
+ * @throws PayloadError `PAYLOAD_TOO_DEEP`, `PAYLOAD_MALFORMED` (NaN, Infinity, undefined,
+ *   functions, class instances) or `PAYLOAD_UNSAFE_KEY` (`__proto__`, `constructor.prototype`).
  */
 export function assertJson(value: unknown, limits?: SerializationLimits): void {
   const { maxDepth } = resolve(limits);
@@ -168,7 +203,12 @@ export function serialize(envelope: Envelope, limits?: SerializationLimits): str
  * Parse JSON text from an untrusted source within the limits, refusing prototype-polluting keys.
  * Runs in time linear in the input: size is checked first, depth without parsing.
  *
- * @throws PayloadError
+ * @example
+ * ```ts
+ * const body = parseJson(request.body, { maxBytes: 64 * 1024 });
+ * ```
+ * @throws PayloadError `PAYLOAD_TOO_LARGE`, `PAYLOAD_TOO_DEEP`, `PAYLOAD_MALFORMED` or
+ *   `PAYLOAD_UNSAFE_KEY`; the message never quotes the text.
  */
 export function parseJson(text: string, limits?: SerializationLimits): unknown {
   const { maxBytes, maxDepth } = resolve(limits);
@@ -197,6 +237,10 @@ export function parseJson(text: string, limits?: SerializationLimits): unknown {
 /**
  * Parse and check an envelope received from outside the process (a broker, a file, a request).
  *
+ * @example
+ * ```ts
+ * const envelope = registry.validate(deserialize(message.toString('utf8')));
+ * ```
  * @throws PayloadError for size, depth, syntax and unsafe keys.
  * @throws InvalidArgumentError when the envelope's fields are missing or malformed.
  */
