@@ -76,9 +76,10 @@ const expected = {
 };
 
 describe('the packed package', () => {
-  it('ships only dist and package.json', () => {
+  it('ships dist, the README and package.json, and no sources', () => {
     const installed = join(project, 'node_modules', '@evident', 'envelope');
     expect(existsSync(join(installed, 'src'))).toBe(false);
+    expect(existsSync(join(installed, 'README.md'))).toBe(true);
     for (const file of ['index.js', 'index.cjs', 'index.d.ts', 'index.d.cts']) {
       expect(existsSync(join(installed, 'dist', file)), file).toBe(true);
     }
@@ -90,6 +91,15 @@ describe('the packed package', () => {
 
   it('loads with require from a CommonJS module', () => {
     expect(JSON.parse(run('node', ['cjs.cjs'], project))).toEqual(expected);
+  });
+
+  it("runs the README's usage block as written", () => {
+    const readme = readFileSync(join(packageDir, 'README.md'), 'utf8');
+    const block = /<!-- usage[^>]*-->\s*```ts\n([\s\S]*?)```/.exec(readme)?.[1];
+    expect(block).toBeDefined();
+    // The block is kept free of type annotations so plain Node runs it.
+    writeFileSync(join(project, 'readme.mjs'), block ?? '');
+    expect(run('node', ['readme.mjs'], project).trim()).toBe("true [ '/patientControlNumber' ]");
   });
 
   it('declares its types for both formats', () => {
