@@ -63,6 +63,18 @@ export async function deleteTopology(url: string, topology: RabbitMqTopology): P
   }
 }
 
+/**
+ * Delete every queue and exchange of a namespace, found with rabbitmqctl: also what other
+ * processes (a killed child consumer) declared in it.
+ */
+export async function deleteNamespace(url: string, ns: string): Promise<void> {
+  const queues = await rabbitmqctl<{ name: string }[]>('list_queues', 'name');
+  const exchanges = await rabbitmqctl<{ name: string }[]>('list_exchanges', 'name');
+  const ours = (rows: { name: string }[]) =>
+    rows.map((r) => r.name).filter((n) => n.startsWith(`${ns}.`));
+  await deleteTopology(url, { queues: ours(queues), exchanges: ours(exchanges) });
+}
+
 /** Publish a raw body to the namespace's events exchange, as a broken producer would. */
 export async function publishRawAmqp(url: string, exchange: string, topic: string, body: string) {
   const connection = await amqp.connect(url);

@@ -10,7 +10,7 @@ import { rabbitmqUrl } from '#test-env';
 import { startConsumerProcess } from '../../test/childProcess.js';
 import { event, sleep } from '../../test/fixtures.js';
 import {
-  deleteTopology,
+  deleteNamespace,
   openConnections,
   rabbitmqctl,
   recordingLogger,
@@ -50,9 +50,7 @@ describe.skipIf(!rabbitmqUrl)('RabbitMQ under faults', () => {
     proxy.refuse = false;
     await Promise.all(brokers.map((b) => b.close()));
     await proxy.close();
-    const queues = new Set(brokers.flatMap((b) => b.topology().queues));
-    const exchanges = new Set(brokers.flatMap((b) => b.topology().exchanges));
-    await deleteTopology(url, { queues: [...queues], exchanges: [...exchanges] });
+    await deleteNamespace(url, ns);
     // Fail a test that leaves a connection behind (the server drops closed ones within moments).
     await vi.waitFor(async () => expect(await openConnections(`evident-test:${ns}`)).toEqual([]), {
       timeout: 10_000,
