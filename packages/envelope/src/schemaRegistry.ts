@@ -299,6 +299,17 @@ function payloadIssue(error: PayloadError): SchemaIssue {
   return { path: '', keyword: error.code, reason: error.message };
 }
 
+/**
+ * The schema location in an ajv compile error: `… at path "#/properties/a"` (strict mode) or
+ * `schema is invalid: data/properties/a/maximum must be …` (meta-schema); `''` when absent.
+ */
+function ajvSchemaPath(message: string): string {
+  const strict = /\bat (?:path )?"#([^"]*)"/.exec(message);
+  if (strict) return strict[1] ?? '';
+  const meta = /^schema is invalid: data((?:\/[^\s]*)?) /.exec(message);
+  return meta?.[1] ?? '';
+}
+
 /** A name for an event type that is safe to print even when it came from hostile input. */
 function typeLabel(type: unknown): string {
   return typeof type === 'string' &&
@@ -378,9 +389,9 @@ export function createSchemaRegistry(options: SchemaRegistryOptions = {}): Schem
     try {
       return ajvInstance.compile(schema);
     } catch (cause) {
-      // ajv's message names the schema location and rule; schemas hold no payload values.
+      // ajv's message names the rule and where it broke; schemas hold no payload values.
       const reason = cause instanceof Error ? cause.message : 'ajv refused it';
-      throw new InvalidSchemaError(type, version, '', reason, { cause });
+      throw new InvalidSchemaError(type, version, ajvSchemaPath(reason), reason, { cause });
     }
   };
 

@@ -178,6 +178,15 @@ describe('schemas refused at registration', () => {
     ).toBe('/patternProperties/^(x+)+$');
   });
 
+  it('points at the place in the schema that ajv refused', () => {
+    expect(
+      refuse({ type: 'object', properties: { a: { type: 'string', format: 'date' } } }).schemaPath,
+    ).toBe('/properties/a');
+    expect(
+      refuse({ type: 'object', properties: { a: { type: 'integer', maximum: 'ten' } } }).schemaPath,
+    ).toBe('/properties/a/maximum');
+  });
+
   it('refuses what ajv strict mode refuses: unknown keywords, formats and loose types', () => {
     expect(
       refuse({ type: 'object', properties: { a: { type: 'string', maxlength: 3 } } }).code,

@@ -177,7 +177,8 @@ export function assertJson(value: unknown, limits?: SerializationLimits): void {
 }
 
 /**
- * Serialize an envelope to JSON text, refusing anything that would not come back identical.
+ * Serialize an envelope to JSON text, refusing anything that would not come back identical
+ * (except `-0`, which JSON writes as `0`).
  *
  * @example
  * ```ts
