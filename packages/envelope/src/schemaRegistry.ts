@@ -166,7 +166,10 @@ export interface SchemaRegistry {
    * @throws EvidentError `SCHEMA_NOT_FOUND` for an unknown type or version.
    */
   upcastPath(type: string, fromVersion?: number): readonly number[];
-  /** @throws EvidentError `SCHEMA_NOT_FOUND` for an unknown type. */
+  /**
+   * The newest registered version of a type: what {@link SchemaRegistry.upcast} brings events to.
+   * @throws EvidentError `SCHEMA_NOT_FOUND` for an unknown type.
+   */
   latestVersion(type: string): number;
   /** Whether a schema is registered for the type (and version, when given). */
   has(type: string, version?: number): boolean;

@@ -51,7 +51,11 @@ beforeAll(() => {
     join(project, 'package.json'),
     JSON.stringify({ name: 'scratch', private: true, version: '0.0.0' }),
   );
-  run('npm', ['install', '--no-audit', '--no-fund', '--ignore-scripts', tarball], project);
+  run(
+    'npm',
+    ['install', '--prefer-offline', '--no-audit', '--no-fund', '--ignore-scripts', tarball],
+    project,
+  );
   const names = 'createEnvelope, createSchemaRegistry, deserialize, isEvidentError, serialize';
   writeFileSync(
     join(project, 'esm.mjs'),
