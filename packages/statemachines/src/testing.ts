@@ -1,0 +1,209 @@
+/**
+ * Model-based testing of durable machines, around XState's own graph traversal (`xstate/graph`):
+ * every path the pure machine can take, replayed through the durable implementation, must end in
+ * the same state and context.
+ */
+import type { Actor } from '@evident/envelope';
+import type { AnyMachineSnapshot, AnyStateMachine, EventObject, StateValue } from 'xstate';
+import { getShortestPaths, getSimplePaths } from 'xstate/graph';
+import type { DurableMachine } from './durableMachine.js';
+
+/** One path of the pure machine: the events from its initial state, and where they lead. */
+export interface MachinePath {
+  /** The events after creation, in order (delayed events as `xstate.after.*`). */
+  readonly events: readonly EventObject[];
+  /** The state XState reaches. */
+  readonly value: StateValue;
+  readonly context: unknown;
+  readonly status: string;
+  /** `SUBMIT → APPROVE_LEGAL → …`, for test names. */
+  readonly description: string;
+}
+
+/** Options of {@link machinePaths}. */
+export interface MachinePathsOptions {
+  /** `simple`: every path that visits no state twice; `shortest`: one shortest path per state. @defaultValue 'simple' */
+  readonly kind?: 'simple' | 'shortest';
+  /**
+   * The events to try in every state, with payloads (guards may read them). Include
+   * `xstate.after.*` events to walk delayed transitions.
+   */
+  readonly events:
+    | readonly EventObject[]
+    | ((snapshot: AnyMachineSnapshot) => readonly EventObject[]);
+  /** Machine input. @defaultValue undefined */
+  readonly input?: unknown;
+  /**
+   * How states are told apart. The default (value and context) needs a context that stays
+   * bounded, or the traversal never ends: count with a limit, or pass your own.
+   */
+  readonly serializeState?: (snapshot: AnyMachineSnapshot) => string;
+  /** Most states to explore. @defaultValue 10000 */
+  readonly limit?: number;
+}
+
+const plain = (value: unknown): unknown => JSON.parse(JSON.stringify(value ?? null));
+
+/**
+ * The paths of a machine as plain data, from `getSimplePaths` or `getShortestPaths`.
+ *
+ * @example
+ * ```ts
+ * const paths = machinePaths(orderMachine, { events: [{ type: 'PAY' }, { type: 'SHIP' }] });
+ * ```
+ */
+export function machinePaths(
+  machine: AnyStateMachine,
+  options: MachinePathsOptions,
+): MachinePath[] {
+  const traverse = options.kind === 'shortest' ? getShortestPaths : getSimplePaths;
+  const paths = traverse(machine, {
+    events: options.events as never,
+    ...(options.input === undefined ? {} : { input: options.input }),
+    ...(options.serializeState
+      ? { serializeState: (s: AnyMachineSnapshot) => options.serializeState!(s) }
+      : {}),
+    limit: options.limit ?? 10_000,
+  } as never);
+  return paths.map((path) => {
+    // The first step is the machine's own initialisation.
+    const events = path.steps
+      .map((s) => s.event as EventObject)
+      .filter((e) => e.type !== 'xstate.init');
+    const state = path.state as AnyMachineSnapshot;
+    return {
+      events,
+      value: plain(state.value) as StateValue,
+      context: plain(state.context),
+      status: state.status,
+      description: events.length === 0 ? '(initial)' : events.map((e) => e.type).join(' → '),
+    };
+  });
+}
+
+/**
+ * Make an entity's pending timers due now (all of them, or those with id `timerId`) and run the
+ * durable machine's due work: a delayed transition without the wait, through the same path a
+ * worker takes after a real delay.
+ */
+export async function fireTimersNow(
+  durable: DurableMachine<AnyStateMachine>,
+  entityId: string,
+  timerId?: string,
+): Promise<number> {
+  const { store } = durable;
+  const rows = await store.database.query<{ timer_id: string }>(
+    `update "${store.schema}".machine_timers set fire_at = now()
+      where stream_type = $1 and entity_id = $2 and status = 'pending'
+        and ($3::text is null or timer_id = $3)
+      returning timer_id`,
+    [durable.streamType, entityId, timerId ?? null],
+  );
+  if (rows.length > 0) await durable.runDue();
+  return rows.length;
+}
+
+/** Where a replayed path ended, beside where pure XState ends it. */
+export interface ReplayResult {
+  readonly entityId: string;
+  readonly path: MachinePath;
+  readonly durable: {
+    readonly value: StateValue;
+    readonly context: unknown;
+    readonly status: string;
+  };
+  readonly matches: boolean;
+  /** Why it does not match: a thrown error's message, or the first difference. */
+  readonly problem?: string;
+}
+
+/** Options of {@link replayPath} and {@link checkPaths}. */
+export interface ReplayOptions {
+  readonly actor: Actor;
+  /** Machine input for creating the entity. @defaultValue undefined */
+  readonly input?: unknown;
+}
+
+/**
+ * Send a path's events to a fresh entity of the durable machine (firing delayed events through
+ * its timers) and compare where it ends with pure XState.
+ */
+export async function replayPath(
+  durable: DurableMachine<AnyStateMachine>,
+  entityId: string,
+  path: MachinePath,
+  options: ReplayOptions,
+): Promise<ReplayResult> {
+  const send = {
+    actor: options.actor,
+    ...(options.input === undefined ? {} : { input: options.input }),
+  };
+  let problem: string | undefined;
+  try {
+    await durable.create(entityId, send);
+    for (const event of path.events) {
+      if (event.type.startsWith('xstate.after.')) {
+        const fired = await fireTimersNow(durable, entityId, event.type);
+        if (fired === 0) throw new Error(`no pending timer ${event.type}`);
+      } else {
+        await durable.send(entityId, event as never, send);
+      }
+    }
+  } catch (error) {
+    problem = error instanceof Error ? error.message : String(error);
+  }
+  const state = await durable.load(entityId);
+  const got = {
+    value: plain(state?.value) as StateValue,
+    context: plain(state?.context),
+    status: state?.status ?? 'missing',
+  };
+  if (problem === undefined) {
+    const expected = JSON.stringify([path.value, path.context, path.status]);
+    const actual = JSON.stringify([got.value, got.context, got.status]);
+    if (expected !== actual) problem = `expected ${expected}, got ${actual}`;
+  }
+  return {
+    entityId,
+    path,
+    durable: got,
+    matches: problem === undefined,
+    ...(problem === undefined ? {} : { problem }),
+  };
+}
+
+/**
+ * Replay every path through the durable machine, each on its own entity (`<prefix>-<n>`), a few
+ * at a time; returns the paths whose durable end differs from XState's.
+ *
+ * @example
+ * ```ts
+ * const { mismatches } = await checkPaths(durableOrders, machinePaths(orderMachine, { events }), {
+ *   actor: { id: 'model-test', role: 'system' },
+ * });
+ * expect(mismatches).toEqual([]);
+ * ```
+ */
+export async function checkPaths(
+  durable: DurableMachine<AnyStateMachine>,
+  paths: readonly MachinePath[],
+  options: ReplayOptions & {
+    /** Entity id prefix. @defaultValue 'path' plus a random suffix */
+    readonly entityIdPrefix?: string;
+    /** Paths replayed at once. @defaultValue 4 */
+    readonly concurrency?: number;
+  },
+): Promise<{ readonly checked: number; readonly mismatches: readonly ReplayResult[] }> {
+  const prefix = options.entityIdPrefix ?? `path-${Math.random().toString(36).slice(2, 8)}`;
+  const mismatches: ReplayResult[] = [];
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: options.concurrency ?? 4 }, async () => {
+      for (let i = next++; i < paths.length; i = next++) {
+        const result = await replayPath(durable, `${prefix}-${i}`, paths[i]!, options);
+        if (!result.matches) mismatches.push(result);
+      }
+    }),
+  );
+  return { checked: paths.length, mismatches };
+}
