@@ -12,6 +12,10 @@ const shared = {
     conditions: ['@evident/source'],
     alias: { '#test-env': fileURLToPath(new URL('./test/env.ts', import.meta.url)) },
   },
+  // Tests run in Vite's SSR environment, which does not read `resolve.conditions`: without this,
+  // workspace packages resolve to their dist/ builds (stale, or missing before `pnpm build`).
+  // The rest are Vite's own defaults for the server, which this list replaces.
+  ssr: { resolve: { conditions: ['@evident/source', 'module', 'node', 'development|production'] } },
 };
 const roots = ['packages', 'examples', 'docs'];
 const tier = (name: string) => roots.flatMap((r) => [`${r}/**/*.${name}.test.ts`]);
