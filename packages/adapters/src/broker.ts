@@ -84,7 +84,8 @@ export interface SubscribeOptions<E extends Envelope = Envelope> {
   /**
    * Name of the subscription's durable queue: 1-48 letters, digits, `_` or `-`. Two subscriptions
    * with the same queue compete for its messages (work sharing); different queues each get a copy
-   * (fan-out). Its dead-letter queue is named `<queue>-dead`.
+   * (fan-out). Its dead letters go to a queue of their own (RabbitMQ `<namespace>.<queue>.dead`,
+   * SQS `<namespace>-<queue>-dead`), read with {@link Broker.deadLetters}.
    */
   readonly queue: string;
   /**
