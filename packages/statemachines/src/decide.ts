@@ -1,4 +1,4 @@
-import type { AnyMachineSnapshot, AnyStateMachine, EventObject } from 'xstate';
+import type { AnyEventObject, AnyMachineSnapshot, AnyStateMachine, EventObject } from 'xstate';
 import { initialTransition, transition } from 'xstate';
 import { StateMachineError } from './errors.js';
 import type {
@@ -168,7 +168,7 @@ export type Decision =
 export function decide(
   machine: AnyStateMachine,
   snapshot: AnyMachineSnapshot,
-  event: EventObject,
+  event: AnyEventObject,
 ): Decision {
   if (snapshot.status !== 'active') {
     return { kind: 'rejected', reason: 'machine-done', guards: [] };

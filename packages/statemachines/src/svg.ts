@@ -38,7 +38,14 @@ function loadViz(): Promise<Viz> {
  * @throws StateMachineError `OPTIONAL_DEPENDENCY_MISSING` when `@viz-js/viz` is not installed.
  */
 export async function toSvg(machine: AnyStateMachine): Promise<string> {
-  return (await loadViz()).renderString(toDot(machine), { format: 'svg' });
+  const svg = (await loadViz()).renderString(toDot(machine), { format: 'svg' });
+  // Graphviz titles every node and edge but not the drawing: give it one, for screen readers.
+  const title = `State diagram of ${machine.id}`.replace(/[<&>"]/g, '');
+  return svg.replace(
+    /<svg\b[^>]*>/,
+    (open) =>
+      `${open.replace(/^<svg/, `<svg role="img" aria-label="${title}"`)}\n<title>${title}</title>`,
+  );
 }
 
 /** Options of {@link writeDiagrams}. */
