@@ -77,6 +77,49 @@ CREATE TABLE evident.migrations (
 );
 
 --
+-- Name: parked_events; Type: TABLE; Schema: evident; Owner: -
+--
+
+CREATE TABLE evident.parked_events (
+    id bigint NOT NULL,
+    subscription text NOT NULL,
+    event_id uuid NOT NULL,
+    event_type text NOT NULL,
+    checkpoint text NOT NULL,
+    error jsonb NOT NULL,
+    attempts integer NOT NULL,
+    parked_at timestamp with time zone DEFAULT now() NOT NULL,
+    status text DEFAULT 'parked'::text NOT NULL,
+    resolved_at timestamp with time zone,
+    resolved_by text,
+    resolution_reason text,
+    CONSTRAINT parked_events_status_check CHECK ((status = ANY (ARRAY['parked'::text, 'retried'::text, 'skipped'::text])))
+);
+
+--
+-- Name: parked_events_id_seq; Type: SEQUENCE; Schema: evident; Owner: -
+--
+
+ALTER TABLE evident.parked_events ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME evident.parked_events_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
+-- Name: projections; Type: TABLE; Schema: evident; Owner: -
+--
+
+CREATE TABLE evident.projections (
+    name text NOT NULL,
+    live_version integer NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+--
 -- Name: snapshots; Type: TABLE; Schema: evident; Owner: -
 --
 
@@ -103,6 +146,16 @@ CREATE TABLE evident.streams (
 );
 
 --
+-- Name: subscriptions; Type: TABLE; Schema: evident; Owner: -
+--
+
+CREATE TABLE evident.subscriptions (
+    name text NOT NULL,
+    checkpoint text NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+--
 -- Name: events events_event_id_key; Type: CONSTRAINT; Schema: evident; Owner: -
 --
 
@@ -124,6 +177,27 @@ ALTER TABLE ONLY evident.migrations
     ADD CONSTRAINT migrations_pkey PRIMARY KEY (component, id);
 
 --
+-- Name: parked_events parked_events_pkey; Type: CONSTRAINT; Schema: evident; Owner: -
+--
+
+ALTER TABLE ONLY evident.parked_events
+    ADD CONSTRAINT parked_events_pkey PRIMARY KEY (id);
+
+--
+-- Name: parked_events parked_events_subscription_event_id_key; Type: CONSTRAINT; Schema: evident; Owner: -
+--
+
+ALTER TABLE ONLY evident.parked_events
+    ADD CONSTRAINT parked_events_subscription_event_id_key UNIQUE (subscription, event_id);
+
+--
+-- Name: projections projections_pkey; Type: CONSTRAINT; Schema: evident; Owner: -
+--
+
+ALTER TABLE ONLY evident.projections
+    ADD CONSTRAINT projections_pkey PRIMARY KEY (name);
+
+--
 -- Name: snapshots snapshots_pkey; Type: CONSTRAINT; Schema: evident; Owner: -
 --
 
@@ -138,6 +212,13 @@ ALTER TABLE ONLY evident.streams
     ADD CONSTRAINT streams_pkey PRIMARY KEY (stream_type, stream_id);
 
 --
+-- Name: subscriptions subscriptions_pkey; Type: CONSTRAINT; Schema: evident; Owner: -
+--
+
+ALTER TABLE ONLY evident.subscriptions
+    ADD CONSTRAINT subscriptions_pkey PRIMARY KEY (name);
+
+--
 -- Name: events_correlation_idx; Type: INDEX; Schema: evident; Owner: -
 --
 
@@ -148,6 +229,12 @@ CREATE INDEX events_correlation_idx ON evident.events USING btree (correlation_i
 --
 
 CREATE INDEX events_log_idx ON evident.events USING btree (transaction_id, global_position);
+
+--
+-- Name: parked_events_open_idx; Type: INDEX; Schema: evident; Owner: -
+--
+
+CREATE INDEX parked_events_open_idx ON evident.parked_events USING btree (subscription, id) WHERE (status = 'parked'::text);
 
 --
 -- Name: events events_refuse_truncate; Type: TRIGGER; Schema: evident; Owner: -

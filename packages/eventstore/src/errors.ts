@@ -8,7 +8,8 @@ export type EventStoreErrorCode =
   | 'EVENT_TOO_LARGE'
   | 'BATCH_TOO_LARGE'
   | 'MIGRATION_FAILED'
-  | 'NOT_MIGRATED';
+  | 'SUBSCRIPTION_TIMEOUT'
+  | 'EVENT_NOT_FOUND';
 
 /** Base class of the store's errors. */
 export class EventStoreError<

@@ -40,6 +40,7 @@ import {
 import { ConcurrencyError, DuplicateEventError, EventStoreError } from './errors.js';
 import { type ExpectedVersion, expectedVersionCode } from './expectedVersion.js';
 import { type MigrateOptions, type MigrateResult, migrate, storeMigrations } from './migrations.js';
+import { createNotifier } from './notifier.js';
 import {
   type EventRow,
   eventColumns,
@@ -54,6 +55,7 @@ import {
   type StreamId,
   streamTypePattern,
 } from './streamId.js';
+import { createSubscriptions, type SubscribeOptions, type Subscription } from './subscription.js';
 
 /** Where the store keeps its tables: one of a pool, a connection string or a PGlite instance. */
 export type EventStoreConnection =
@@ -86,6 +88,11 @@ export type EventStoreOptions = EventStoreConnection & {
   readonly limits?: EventStoreLimits;
   /** Pool size when the store opens its own pool from a connection string. @defaultValue 16 */
   readonly poolSize?: number;
+  /**
+   * Wake other processes' subscribers after appends with a throttled, payload-less NOTIFY sent
+   * after commit. @defaultValue { enabled: true, throttleMs: 10 }
+   */
+  readonly notify?: { readonly enabled?: boolean; readonly throttleMs?: number };
 };
 
 export interface AppendOptions {
@@ -193,6 +200,22 @@ export interface EventStore {
     decide: Decide<State>,
     options: HandleOptions<State, Event>,
   ): Promise<HandleResult<State>>;
+  /**
+   * Follow the global log from a stored checkpoint: catch up, then live (woken by appends, polling
+   * as a fallback). One instance per name is active; others stand by and take over when it dies.
+   *
+   * @example
+   * ```ts
+   * const sub = store.subscribe({
+   *   name: 'claims-dashboard',
+   *   filter: { streamTypes: ['claim'] },
+   *   handler: async (event, { tx }) => {
+   *     await tx.query('insert into claim_counts ... on conflict ... do update ...', [event.type]);
+   *   },
+   * });
+   * ```
+   */
+  subscribe(options: SubscribeOptions): Subscription;
   /** Close the connections the store opened (a pool or PGlite passed in stays open). */
   close(): Promise<void>;
   /** The underlying database, for the packages built on the store (subscriptions, sagas). */
@@ -507,7 +530,9 @@ export function createEventStore(options: EventStoreOptions): EventStore {
       const encoded = encode(events);
       if (encoded.count === 0) return emptyAppend(stream, expectedVersion);
       try {
-        return await appendEncoded(db, stream, encoded, expectedVersion);
+        const result = await appendEncoded(db, stream, encoded, expectedVersion);
+        notifier.ring();
+        return result;
       } catch (error) {
         return resolveRefusal(error, stream, events);
       }
@@ -550,6 +575,7 @@ export function createEventStore(options: EventStoreOptions): EventStore {
           }
           return out;
         });
+        notifier.ring();
         return results;
       } catch (error) {
         // A retried appendMany whose events are all stored returns the original results.
@@ -676,8 +702,15 @@ export function createEventStore(options: EventStoreOptions): EventStore {
     aggregate: (stream, aggregateOptions) => aggregates.aggregate(stream, aggregateOptions),
     handle: (stream, decide, handleOptions) => aggregates.handle(stream, decide, handleOptions),
 
-    close: () => db.close(),
+    subscribe: (subscribeOptions) => subscriptions(subscribeOptions),
+
+    async close() {
+      notifier.close();
+      await db.close();
+    },
   };
   const aggregates = createAggregates(store, db);
+  const notifier = createNotifier(db, schema, options.notify);
+  const subscriptions = createSubscriptions(store, db, notifier);
   return store;
 }

@@ -45,3 +45,14 @@ export {
 } from './migrations.js';
 export type { RecordedEvent } from './recordedEvent.js';
 export { assertStreamId, type StreamId, streamIdLimits } from './streamId.js';
+export type {
+  ErrorSummary,
+  FailurePolicy,
+  HandlerContext,
+  ParkedEvent,
+  SubscribeOptions,
+  Subscription,
+  SubscriptionHandler,
+  SubscriptionState,
+  SubscriptionStatus,
+} from './subscription.js';

@@ -1,0 +1,614 @@
+import { InvalidArgumentError } from '@evident/envelope';
+import pg from 'pg';
+import { type Checkpoint, decodeCheckpoint, startOfLog } from './checkpoint.js';
+import type { Database, Queryable } from './database.js';
+import { EventStoreError } from './errors.js';
+import type { EventStore } from './eventStore.js';
+import type { Notifier } from './notifier.js';
+import type { RecordedEvent } from './recordedEvent.js';
+import { statementName } from './statementName.js';
+import { quoteIdentifier } from './streamId.js';
+
+/** What a handler is given beside the event. */
+export interface HandlerContext {
+  /**
+   * The transaction the subscription's checkpoint commits in. Database writes made through it
+   * commit together with the checkpoint: exactly once. Anything else a handler does (a broker
+   * publish, an e-mail) happens at least once.
+   */
+  readonly tx: Queryable;
+  /** 1 on first delivery, then 2, 3, … while the failure policy retries. */
+  readonly attempt: number;
+  readonly subscription: string;
+}
+
+export type SubscriptionHandler = (
+  event: RecordedEvent,
+  context: HandlerContext,
+) => Promise<void> | void;
+
+export interface FailurePolicy {
+  /** Deliveries after the first before giving up on an event. @defaultValue 3 */
+  readonly retries?: number;
+  /** Delay before retry n: min(initialMs × factor^(n-1), maxMs). @defaultValue 100 ms × 2, ≤ 10 s */
+  readonly backoff?: {
+    readonly initialMs?: number;
+    readonly factor?: number;
+    readonly maxMs?: number;
+  };
+  /**
+   * After the last retry: `'park'` the event in `parked_events` with its error and go on, or
+   * `'stop'` the subscription where it is. @defaultValue 'park'
+   */
+  readonly then?: 'park' | 'stop';
+}
+
+export interface SubscribeOptions {
+  /** Names the subscription's checkpoint; one active instance per name. `[a-z][a-z0-9_.:-]*`, ≤ 100. */
+  readonly name: string;
+  /** Where a subscription without a stored checkpoint starts. @defaultValue 'start' */
+  readonly from?: 'start' | 'now' | Checkpoint;
+  readonly filter?: {
+    readonly types?: readonly string[];
+    readonly streamTypes?: readonly string[];
+  };
+  readonly handler: SubscriptionHandler;
+  /** Events per transaction. @defaultValue 100 */
+  readonly batchSize?: number;
+  readonly onError?: FailurePolicy;
+  /** Poll this often when no wake-up comes (missed NOTIFY, writers outside Evident). @defaultValue 1000 */
+  readonly pollIntervalMs?: number;
+  /** A standby instance tries to take over this often. @defaultValue 1000 */
+  readonly takeoverIntervalMs?: number;
+  /** Stops the subscription when aborted. */
+  readonly signal?: AbortSignal;
+}
+
+export type SubscriptionState = 'starting' | 'active' | 'standby' | 'stopped' | 'failed';
+
+export interface SubscriptionStatus {
+  readonly name: string;
+  readonly state: SubscriptionState;
+  /** Everything up to here has been handled (and, for database effects, committed). */
+  readonly checkpoint: Checkpoint;
+  /** Checkpoint of the newest committed event in the log. */
+  readonly head: Checkpoint;
+  /** Committed events after the checkpoint that match the filter (counted up to 1,000,000). */
+  readonly lagEvents: number;
+  /** Age of the oldest such event, in seconds (0 when none). */
+  readonly lagSeconds: number;
+  /** Events parked and not yet retried or skipped. */
+  readonly parked: number;
+  readonly lastError?: ErrorSummary;
+}
+
+/** What is kept of a handler's error: never the event. */
+export interface ErrorSummary {
+  readonly name: string;
+  readonly code?: string;
+  readonly message: string;
+}
+
+export interface ParkedEvent {
+  readonly id: number;
+  readonly subscription: string;
+  readonly eventId: string;
+  readonly eventType: string;
+  readonly checkpoint: Checkpoint;
+  readonly error: ErrorSummary;
+  readonly attempts: number;
+  readonly parkedAt: string;
+}
+
+export interface Subscription {
+  readonly name: string;
+  readonly state: SubscriptionState;
+  /** Checkpoint, head of log, lag in events and seconds, parked count. */
+  status(): Promise<SubscriptionStatus>;
+  /** Resolves once everything up to `checkpoint` has been handled. */
+  waitFor(checkpoint: Checkpoint, options?: { readonly timeoutMs?: number }): Promise<void>;
+  /** Parked events still waiting for an operator. */
+  parked(): Promise<ParkedEvent[]>;
+  /** Run the handler again for a parked event (in a transaction); it leaves the list on success. */
+  retryParked(id: number): Promise<void>;
+  /** Give up on a parked event, recording who decided and why. */
+  skipParked(
+    id: number,
+    resolution: { readonly actor: string; readonly reason: string },
+  ): Promise<void>;
+  /** Finish the batch in hand, release the lease, stop. */
+  stop(): Promise<void>;
+}
+
+/** The subscription lost its lease to another instance mid-batch; the batch was rolled back. */
+class FencedError extends Error {}
+
+export function summarizeError(error: unknown): ErrorSummary {
+  const e = error as { name?: unknown; code?: unknown; message?: unknown } | null;
+  const name = typeof e?.name === 'string' ? e.name : typeof error;
+  const message = typeof e?.message === 'string' ? e.message : String(error);
+  return {
+    name: name.slice(0, 200),
+    ...(typeof e?.code === 'string' ? { code: e.code.slice(0, 100) } : {}),
+    message: message.slice(0, 2000),
+  };
+}
+
+const namePattern = /^[a-z][a-z0-9_.:-]*$/;
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+
+// In-process leases, for PGlite (one session: advisory locks cannot tell instances apart).
+const localLeases = new Set<string>();
+
+export function createSubscriptions(store: EventStore, db: Database, notifier: Notifier) {
+  const s = quoteIdentifier(store.schema);
+  const sql = {
+    load: `select checkpoint from ${s}.subscriptions where name = $1`,
+    init: `insert into ${s}.subscriptions (name, checkpoint) values ($1, $2)
+           on conflict (name) do nothing`,
+    // Compare-and-set: an instance that lost its lease cannot move the checkpoint.
+    save: `update ${s}.subscriptions set checkpoint = $3, updated_at = now()
+           where name = $1 and checkpoint = $2`,
+    park: `insert into ${s}.parked_events
+             (subscription, event_id, event_type, checkpoint, error, attempts)
+           values ($1, $2, $3, $4, $5::jsonb, $6)
+           on conflict (subscription, event_id) do update
+             set error = excluded.error, attempts = excluded.attempts, status = 'parked',
+                 parked_at = now(), resolved_at = null, resolved_by = null, resolution_reason = null`,
+    horizon: `select lpad(to_hex(pg_snapshot_xmin(pg_current_snapshot())::text::bigint), 16, '0')
+                || ':0000000000000000' as checkpoint`,
+    head: `select lpad(to_hex(transaction_id::text::bigint), 16, '0') || ':' ||
+                  lpad(to_hex(global_position), 16, '0') as checkpoint
+           from ${s}.events order by transaction_id desc, global_position desc limit 1`,
+    lag: `select count(*)::int8 as events,
+                 coalesce(extract(epoch from now() - min(recorded_at)), 0)::float8 as seconds
+          from (select recorded_at from ${s}.events
+                where (transaction_id, global_position) > ($1::text::xid8, $2::bigint)
+                  and ($3::text[] is null or event_type = any($3::text[]))
+                  and ($4::text[] is null or stream_type = any($4::text[]))
+                limit 1000000) as pending`,
+    parkedCount: `select count(*)::int8 as n from ${s}.parked_events
+                  where subscription = $1 and status = 'parked'`,
+    parkedList: `select id, subscription, event_id, event_type, checkpoint, error, attempts,
+                        (extract(epoch from parked_at) * 1000)::int8 as parked_at
+                 from ${s}.parked_events where subscription = $1 and status = 'parked'
+                 order by id`,
+    parkedOne: `select id, event_id, status from ${s}.parked_events where subscription = $1 and id = $2`,
+    resolve: `update ${s}.parked_events
+              set status = $3, resolved_at = now(), resolved_by = $4, resolution_reason = $5
+              where subscription = $1 and id = $2 and status = 'parked'`,
+    eventById: `select event_id from ${s}.events where event_id = $1`,
+  };
+
+  return function subscribe(options: SubscribeOptions): Subscription {
+    const name = options?.name;
+    if (typeof name !== 'string' || name.length > 100 || !namePattern.test(name)) {
+      throw new InvalidArgumentError(
+        'subscription name must be 1-100 characters of a-z, 0-9, _ . : - starting with a letter',
+      );
+    }
+    if (typeof options.handler !== 'function') {
+      throw new InvalidArgumentError('subscribe needs a handler(event, context)');
+    }
+    const batchSize = options.batchSize ?? 100;
+    if (!Number.isSafeInteger(batchSize) || batchSize < 1 || batchSize > 10_000) {
+      throw new InvalidArgumentError('batchSize must be an integer from 1 to 10000');
+    }
+    const retries = options.onError?.retries ?? 3;
+    const backoff = { initialMs: 100, factor: 2, maxMs: 10_000, ...options.onError?.backoff };
+    const then = options.onError?.then ?? 'park';
+    const pollIntervalMs = options.pollIntervalMs ?? 1000;
+    const takeoverIntervalMs = options.takeoverIntervalMs ?? 1000;
+    const types = options.filter?.types ? [...options.filter.types] : undefined;
+    const streamTypes = options.filter?.streamTypes ? [...options.filter.streamTypes] : undefined;
+    const leaseKey = `${store.schema}:${name}`;
+
+    const abort = new AbortController();
+    options.signal?.addEventListener('abort', () => void subscription.stop(), { once: true });
+    let state: SubscriptionState = 'starting';
+    let checkpoint: Checkpoint = startOfLog;
+    let persisted: Checkpoint = startOfLog;
+    let lastError: ErrorSummary | undefined;
+    let wake: (() => void) | undefined;
+    // Set by a wake-up that arrives while the loop is busy, so the next idle() returns at once.
+    let woken = false;
+    let leaseClient: pg.Client | undefined;
+    let holdsLocalLease = false;
+    const waiters = new Set<{ target: Checkpoint; resolve: () => void }>();
+
+    const ring = () => {
+      woken = true;
+      wake?.();
+    };
+    const unsubscribeLocal = notifier.onLocalAppend(ring);
+
+    function settleWaiters() {
+      for (const w of waiters) {
+        if (checkpoint >= w.target) {
+          waiters.delete(w);
+          w.resolve();
+        }
+      }
+    }
+
+    /** Wait for a wake-up, or `ms`, or stop. */
+    function idle(ms: number): Promise<void> {
+      if (woken) {
+        woken = false;
+        return Promise.resolve();
+      }
+      return new Promise((resolve) => {
+        const timer = setTimeout(done, ms);
+        function done() {
+          clearTimeout(timer);
+          wake = undefined;
+          woken = false;
+          abort.signal.removeEventListener('abort', done);
+          resolve();
+        }
+        wake = done;
+        abort.signal.addEventListener('abort', done, { once: true });
+      });
+    }
+
+    async function acquireLease(): Promise<boolean> {
+      if (db.kind === 'pglite' || !db.pool) {
+        if (holdsLocalLease) return true;
+        if (localLeases.has(leaseKey)) return false;
+        localLeases.add(leaseKey);
+        holdsLocalLease = true;
+        return true;
+      }
+      if (leaseClient) return true;
+      // A session of its own: the advisory lock lives exactly as long as this connection, so a
+      // killed process releases it the moment the server notices, and LISTEN rides along.
+      const client = new pg.Client(db.pool.options);
+      client.on('error', () => {
+        // Surfaced through the next query; the loop then drops the lease and retries.
+      });
+      try {
+        await client.connect();
+        const [row] = (
+          await client.query<{ ok: boolean }>('select pg_try_advisory_lock(hashtext($1)) as ok', [
+            `evident:subscription:${leaseKey}`,
+          ])
+        ).rows;
+        if (!row?.ok) {
+          await client.end().catch(() => {});
+          return false;
+        }
+        await client.query(`listen ${quoteIdentifier(notifier.channel)}`);
+        client.on('notification', ring);
+        client.on('end', () => {
+          if (leaseClient === client) leaseClient = undefined;
+          ring();
+        });
+        leaseClient = client;
+        return true;
+      } catch {
+        await client.end().catch(() => {});
+        return false;
+      }
+    }
+
+    async function releaseLease(): Promise<void> {
+      if (holdsLocalLease) {
+        localLeases.delete(leaseKey);
+        holdsLocalLease = false;
+      }
+      const client = leaseClient;
+      leaseClient = undefined;
+      if (client) await client.end().catch(() => {});
+    }
+
+    const holdsLease = () => holdsLocalLease || leaseClient !== undefined;
+
+    async function loadCheckpoint(): Promise<void> {
+      let initial: Checkpoint = startOfLog;
+      if (options.from === 'now') {
+        // The horizon: everything committed before it is "the past"; anything still in flight is
+        // delivered (at least once, as always).
+        const [row] = await db.query<{ checkpoint: string }>(sql.horizon);
+        initial = row!.checkpoint as Checkpoint;
+      } else if (options.from && options.from !== 'start') {
+        decodeCheckpoint(options.from);
+        initial = options.from;
+      }
+      await db.query(sql.init, [name, initial], statementName(sql.init));
+      const rows = await db.query<{ checkpoint: string }>(
+        sql.load,
+        [name],
+        statementName(sql.load),
+      );
+      checkpoint = persisted = rows[0]!.checkpoint as Checkpoint;
+    }
+
+    async function save(tx: Queryable, next: Checkpoint): Promise<void> {
+      if (next === persisted) return;
+      const rows = await tx.query<{ name: string }>(
+        `${sql.save} returning name`,
+        [name, persisted, next],
+        statementName(sql.save),
+      );
+      if (rows.length === 0) throw new FencedError();
+    }
+
+    async function handleBatch(events: RecordedEvent[], next: Checkpoint): Promise<void> {
+      await db.transaction(async (tx) => {
+        for (const event of events) {
+          await options.handler(event, { tx, attempt: 1, subscription: name });
+        }
+        await save(tx, next);
+      });
+      checkpoint = persisted = next;
+    }
+
+    /** One event at a time, with the failure policy. Returns false when the policy says stop. */
+    async function handleOneByOne(events: RecordedEvent[]): Promise<boolean> {
+      for (const event of events) {
+        if (event.checkpoint <= checkpoint) continue;
+        let attempt = 1;
+        for (;;) {
+          try {
+            await db.transaction(async (tx) => {
+              await options.handler(event, { tx, attempt, subscription: name });
+              await save(tx, event.checkpoint);
+            });
+            checkpoint = persisted = event.checkpoint;
+            break;
+          } catch (error) {
+            if (error instanceof FencedError) throw error;
+            lastError = summarizeError(error);
+            if (attempt <= retries) {
+              const delay = Math.min(
+                backoff.initialMs * backoff.factor ** (attempt - 1),
+                backoff.maxMs,
+              );
+              attempt += 1;
+              await sleep(delay, abort.signal);
+              if (abort.signal.aborted) return false;
+              continue;
+            }
+            if (then === 'stop') return false;
+            await db.transaction(async (tx) => {
+              await tx.query(sql.park, [
+                name,
+                event.id,
+                event.type,
+                event.checkpoint,
+                JSON.stringify(lastError),
+                attempt,
+              ]);
+              await save(tx, event.checkpoint);
+            });
+            checkpoint = persisted = event.checkpoint;
+            break;
+          }
+        }
+      }
+      return true;
+    }
+
+    let lastIdleSave = Date.now();
+    async function run(): Promise<void> {
+      let quietReads = 0;
+      while (!abort.signal.aborted) {
+        try {
+          if (!holdsLease()) {
+            if (!(await acquireLease())) {
+              state = 'standby';
+              await sleep(takeoverIntervalMs, abort.signal);
+              continue;
+            }
+            await loadCheckpoint();
+            state = 'active';
+          }
+          const page = await store.readAll({
+            after: checkpoint,
+            limit: batchSize,
+            ...(types ? { types } : {}),
+            ...(streamTypes ? { streamTypes } : {}),
+          });
+          if (page.events.length > 0) {
+            quietReads = 0;
+            // The page's checkpoint moves past filtered-out events too.
+            const next = page.checkpoint;
+            try {
+              await handleBatch(page.events, next);
+            } catch (error) {
+              if (error instanceof FencedError) throw error;
+              // Find the failing event by going one at a time, each with its own checkpoint.
+              if (!(await handleOneByOne(page.events))) {
+                state = abort.signal.aborted ? 'stopped' : 'failed';
+                break;
+              }
+              if (next > checkpoint) {
+                await db.transaction((tx) => save(tx, next));
+                checkpoint = persisted = next;
+              }
+            }
+            settleWaiters();
+            continue;
+          }
+          // Nothing new. Keep the horizon in memory; persist it now and then so a filtered
+          // subscription does not rescan what it skipped after a restart.
+          checkpoint = page.checkpoint;
+          settleWaiters();
+          if (checkpoint !== persisted && Date.now() - lastIdleSave > 5000) {
+            await db.transaction((tx) => save(tx, checkpoint));
+            persisted = checkpoint;
+            lastIdleSave = Date.now();
+          }
+          // Just woken but nothing readable yet (an older transaction still holds the horizon):
+          // look again soon, backing off to the polling interval.
+          quietReads += 1;
+          await idle(Math.min(pollIntervalMs, 5 * 2 ** Math.min(quietReads, 12)));
+        } catch (error) {
+          if (error instanceof FencedError) {
+            lastError = { name: 'LeaseLost', message: 'another instance moved the checkpoint' };
+          } else {
+            lastError = summarizeError(error);
+          }
+          // Connection trouble or a lost lease: let go, then compete again.
+          await releaseLease();
+          state = 'standby';
+          await sleep(takeoverIntervalMs, abort.signal);
+        }
+      }
+      if (state !== 'failed') state = 'stopped';
+      await releaseLease();
+    }
+
+    const running = run();
+
+    const subscription: Subscription = {
+      name,
+      get state() {
+        return state;
+      },
+      async status() {
+        const { transactionId, position } = decodeCheckpoint(checkpoint);
+        const [head] = await db.query<{ checkpoint: string }>(
+          sql.head,
+          [],
+          statementName(sql.head),
+        );
+        const [lag] = await db.query<{ events: string | number; seconds: number | string }>(
+          sql.lag,
+          [transactionId, position, types ?? null, streamTypes ?? null],
+          statementName(sql.lag),
+        );
+        const [parked] = await db.query<{ n: string | number }>(sql.parkedCount, [name]);
+        return {
+          name,
+          state,
+          checkpoint,
+          head: (head?.checkpoint as Checkpoint | undefined) ?? startOfLog,
+          lagEvents: Number(lag?.events ?? 0),
+          lagSeconds: Number(lag?.seconds ?? 0),
+          parked: Number(parked?.n ?? 0),
+          ...(lastError ? { lastError } : {}),
+        };
+      },
+      waitFor(target, waitOptions = {}) {
+        decodeCheckpoint(target);
+        if (checkpoint >= target) return Promise.resolve();
+        const timeoutMs = waitOptions.timeoutMs ?? 30_000;
+        return new Promise((resolve, reject) => {
+          const waiter = { target, resolve: () => (clearTimeout(timer), resolve()) };
+          const timer = setTimeout(() => {
+            waiters.delete(waiter);
+            reject(
+              new EventStoreError(
+                'SUBSCRIPTION_TIMEOUT',
+                `subscription ${name} did not reach the checkpoint in ${timeoutMs} ms`,
+              ),
+            );
+          }, timeoutMs);
+          waiters.add(waiter);
+          ring();
+        });
+      },
+      async parked() {
+        const rows = await db.query<{
+          id: string | number;
+          subscription: string;
+          event_id: string;
+          event_type: string;
+          checkpoint: string;
+          error: ErrorSummary;
+          attempts: number;
+          parked_at: string | number;
+        }>(sql.parkedList, [name]);
+        return rows.map((r) => ({
+          id: Number(r.id),
+          subscription: r.subscription,
+          eventId: r.event_id,
+          eventType: r.event_type,
+          checkpoint: r.checkpoint as Checkpoint,
+          error: r.error,
+          attempts: r.attempts,
+          parkedAt: new Date(Number(r.parked_at)).toISOString(),
+        }));
+      },
+      async retryParked(id) {
+        // Read before the transaction: PGlite has one session, and a read outside an open
+        // transaction would wait for it to end.
+        const [row] = await db.query<{ event_id: string; status: string }>(sql.parkedOne, [
+          name,
+          id,
+        ]);
+        if (!row || row.status !== 'parked') {
+          throw new InvalidArgumentError(`no parked event ${id} in subscription ${name}`);
+        }
+        const event = await findEvent(row.event_id);
+        await db.transaction(async (tx) => {
+          const resolved = await tx.query(`${sql.resolve} returning id`, [
+            name,
+            id,
+            'retried',
+            null,
+            null,
+          ]);
+          if (resolved.length === 0) {
+            throw new InvalidArgumentError(`parked event ${id} was resolved meanwhile`);
+          }
+          await options.handler(event, { tx, attempt: 1, subscription: name });
+        });
+      },
+      async skipParked(id, resolution) {
+        if (!resolution?.actor || !resolution.reason) {
+          throw new InvalidArgumentError('skipping a parked event needs { actor, reason }');
+        }
+        const rows = await db.query<{ id: number }>(`${sql.resolve} returning id`, [
+          name,
+          id,
+          'skipped',
+          resolution.actor,
+          resolution.reason,
+        ]);
+        if (rows.length === 0) {
+          throw new InvalidArgumentError(`no parked event ${id} in subscription ${name}`);
+        }
+      },
+      async stop() {
+        abort.abort();
+        unsubscribeLocal();
+        await running;
+        for (const w of waiters) w.resolve();
+        waiters.clear();
+      },
+    };
+
+    async function findEvent(eventId: string): Promise<RecordedEvent> {
+      const { events } = await readEventById(eventId);
+      const event = events[0];
+      if (!event)
+        throw new EventStoreError('EVENT_NOT_FOUND', 'the parked event is not in the log');
+      return event;
+    }
+
+    async function readEventById(eventId: string) {
+      const rows = await db.query<{ checkpoint: string }>(
+        `select lpad(to_hex(transaction_id::text::bigint), 16, '0') || ':' ||
+                lpad(to_hex(global_position - 1), 16, '0') as checkpoint
+         from ${s}.events where event_id = $1`,
+        [eventId],
+      );
+      if (!rows[0]) return { events: [] as RecordedEvent[] };
+      return store.readAll({ after: rows[0].checkpoint as Checkpoint, limit: 1 });
+    }
+
+    return subscription;
+  };
+}
