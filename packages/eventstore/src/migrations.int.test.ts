@@ -9,6 +9,7 @@ import { postgresUrl } from '#test-env';
 import { normalizeSchemaDump } from '../scripts/schemaDump.js';
 import { dropSchema, uniqueSchema } from '../test/fixtures.js';
 import { applyMigrations, createEventStore } from './index.js';
+import { loadMigrations, storeMigrations } from './migrations.js';
 
 const run = promisify(execFile);
 
@@ -30,11 +31,13 @@ describe.skipIf(!postgresUrl)('migrations on PostgreSQL', () => {
     );
     const results = await Promise.all([first, ...others].map((s) => s.migrate()));
     const applied = results.flatMap((r) => r.applied);
-    expect(applied).toEqual(['0001_init']);
+    const shipped = (await loadMigrations(storeMigrations())).map((m) => m.name);
+    expect(shipped[0]).toBe('0001_init');
+    expect(applied).toEqual(shipped);
     const rows = await first.database.query<{ name: string }>(
       `select name from "${first.schema}".migrations where component = 'eventstore' order by id`,
     );
-    expect(rows.map((r) => r.name)).toEqual(['0001_init']);
+    expect(rows.map((r) => r.name)).toEqual(shipped);
     expect((await first.migrate()).applied).toEqual([]);
     await Promise.all([first, ...others].map((s) => s.close()));
   });
@@ -64,10 +67,10 @@ describe.skipIf(!postgresUrl)('migrations on PostgreSQL', () => {
     const rows = await store.database.query<{ component: string; name: string }>(
       `select component, name from "${store.schema}".migrations order by component, id`,
     );
-    expect(rows).toEqual([
-      { component: 'eventstore', name: '0001_init' },
+    expect(rows.filter((r) => r.component === 'widgets')).toEqual([
       { component: 'widgets', name: '0001_widgets' },
     ]);
+    expect(rows.filter((r) => r.component === 'eventstore').length).toBeGreaterThan(0);
     expect(() => applyMigrations(store, { component: 'eventstore', directory })).toThrow();
     await rm(directory, { recursive: true });
     await store.close();
