@@ -241,23 +241,24 @@ export function createSubscriptions(store: EventStore, db: Database, notifier: N
       }
     }
 
-    /** Wait for a wake-up, or `ms`, or stop. */
-    function idle(ms: number): Promise<void> {
+    /** Wait for a wake-up, `ms`, or stop. Resolves true when woken by an append. */
+    function idle(ms: number): Promise<boolean> {
       if (woken) {
         woken = false;
-        return Promise.resolve();
+        return Promise.resolve(true);
       }
       return new Promise((resolve) => {
-        const timer = setTimeout(done, ms);
-        function done() {
+        const timer = setTimeout(() => done(false), ms);
+        function done(byAppend: boolean) {
           clearTimeout(timer);
           wake = undefined;
           woken = false;
-          abort.signal.removeEventListener('abort', done);
-          resolve();
+          abort.signal.removeEventListener('abort', stopped);
+          resolve(byAppend);
         }
-        wake = done;
-        abort.signal.addEventListener('abort', done, { once: true });
+        const stopped = () => done(false);
+        wake = () => done(true);
+        abort.signal.addEventListener('abort', stopped, { once: true });
       });
     }
 
@@ -401,7 +402,8 @@ export function createSubscriptions(store: EventStore, db: Database, notifier: N
 
     let lastIdleSave = Date.now();
     async function run(): Promise<void> {
-      let quietReads = 0;
+      // Greater than 0 while an append woke us and its events are not readable yet.
+      let chasing = 0;
       while (!abort.signal.aborted) {
         try {
           if (!holdsLease()) {
@@ -420,7 +422,7 @@ export function createSubscriptions(store: EventStore, db: Database, notifier: N
             ...(streamTypes ? { streamTypes } : {}),
           });
           if (page.events.length > 0) {
-            quietReads = 0;
+            chasing = 0;
             // The page's checkpoint moves past filtered-out events too.
             const next = page.checkpoint;
             try {
@@ -449,10 +451,14 @@ export function createSubscriptions(store: EventStore, db: Database, notifier: N
             persisted = checkpoint;
             lastIdleSave = Date.now();
           }
-          // Just woken but nothing readable yet (an older transaction still holds the horizon):
-          // look again soon, backing off to the polling interval.
-          quietReads += 1;
-          await idle(Math.min(pollIntervalMs, 5 * 2 ** Math.min(quietReads, 12)));
+          // Woken by an append but nothing readable yet (an older transaction still holds the
+          // horizon): look again soon, backing off. Otherwise sleep until the next wake-up or poll.
+          const wait =
+            chasing > 0 && chasing < 10
+              ? Math.min(pollIntervalMs, 5 * 2 ** chasing)
+              : pollIntervalMs;
+          if (chasing > 0) chasing += 1;
+          if (await idle(wait)) chasing = 1;
         } catch (error) {
           if (error instanceof FencedError) {
             lastError = { name: 'LeaseLost', message: 'another instance moved the checkpoint' };
