@@ -178,6 +178,8 @@ export interface TransitionCheck {
 export interface RunDueOptions {
   /** Most jobs and most timers handled in this pass. @defaultValue 32 */
   readonly limit?: number;
+  /** Only this entity's jobs and timers. @defaultValue every entity of the stream type */
+  readonly entityId?: string;
 }
 
 /** Options of {@link DurableMachine.startWorker}. */
@@ -865,12 +867,13 @@ export function createDurableMachine<TMachine extends AnyStateMachine>(
   async function runDue(runOptions: RunDueOptions = {}) {
     const limit = runOptions.limit ?? 32;
     checkNonNegativeInteger('limit', limit, 1);
+    const entityId = runOptions.entityId === undefined ? null : streamOf(runOptions.entityId).id;
     let actions = 0;
-    for (const job of await jobRunner.due(limit)) {
+    for (const job of await jobRunner.due(limit, entityId)) {
       const outcome = await jobRunner.run(job, job.type);
       if (outcome !== 'skipped') actions += 1;
     }
-    const timers = await timerStore.claimDue(limit);
+    const timers = await timerStore.claimDue(limit, entityId);
     let failure: unknown;
     for (const t of timers) {
       await fireTimer(t).catch((e) => {

@@ -146,7 +146,7 @@ export function createJobRunner(options: JobRunnerOptions) {
                            where ${pk} and status in ('pending', 'running')
                            returning status`,
     due: `select entity_id, version, action_index, action_type from ${s}.machine_jobs
-           where stream_type = $1 and ${claimable}
+           where stream_type = $1 and ${claimable} and ($3::text is null or entity_id = $3)
            order by run_after limit $2`,
     list: `select version, action_index, action_type, params, status, attempts, last_error,
                   completed_at
@@ -259,13 +259,16 @@ export function createJobRunner(options: JobRunnerOptions) {
         : runTransactional(key, handler, step);
     },
 
-    async due(limit: number): Promise<(JobKey & { readonly type: string })[]> {
+    async due(
+      limit: number,
+      entityId: string | null,
+    ): Promise<(JobKey & { readonly type: string })[]> {
       const rows = await db.query<{
         entity_id: string;
         version: string | number;
         action_index: number;
         action_type: string;
-      }>(sql.due, [streamType, limit]);
+      }>(sql.due, [streamType, limit, entityId]);
       return rows.map((r) => ({
         entityId: r.entity_id,
         version: Number(r.version),
@@ -325,7 +328,7 @@ export function createTimerStore(db: Database, s: string, streamType: string, le
                   set status = 'firing', attempts = t.attempts + 1,
                       lease_until = now() + $3 * interval '1 millisecond'
                  from (select entity_id, timer_id, scheduled_version from ${s}.machine_timers
-                        where stream_type = $1
+                        where stream_type = $1 and ($4::text is null or entity_id = $4)
                           and ((status = 'pending' and fire_at <= now())
                                or (status = 'firing' and lease_until < now()))
                         order by fire_at limit $2
@@ -351,7 +354,7 @@ export function createTimerStore(db: Database, s: string, streamType: string, le
     t.version,
   ];
   return {
-    async claimDue(limit: number): Promise<ClaimedTimer[]> {
+    async claimDue(limit: number, entityId: string | null): Promise<ClaimedTimer[]> {
       const rows = await db.query<{
         entity_id: string;
         timer_id: string;
@@ -359,7 +362,7 @@ export function createTimerStore(db: Database, s: string, streamType: string, le
         event: EventObject;
         correlation_id: string;
         cause_event_id: string;
-      }>(sql.claimDue, [streamType, limit, leaseMs]);
+      }>(sql.claimDue, [streamType, limit, leaseMs, entityId]);
       return rows.map((r) => ({
         entityId: r.entity_id,
         id: r.timer_id,

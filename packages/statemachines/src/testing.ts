@@ -82,9 +82,11 @@ export function machinePaths(
 }
 
 /**
- * Make an entity's pending timers due now (all of them, or those with id `timerId`) and run the
- * durable machine's due work: a delayed transition without the wait, through the same path a
- * worker takes after a real delay.
+ * Make an entity's pending timers due now (all of them, or those with id `timerId`) and fire
+ * them: a delayed transition without the wait, through the same path a worker takes after a real
+ * delay. Resolves once they are settled (by this call, or by a worker that claimed them first).
+ *
+ * @returns How many timers were made due.
  */
 export async function fireTimersNow(
   durable: DurableMachine<AnyStateMachine>,
@@ -92,15 +94,32 @@ export async function fireTimersNow(
   timerId?: string,
 ): Promise<number> {
   const { store } = durable;
-  const rows = await store.database.query<{ timer_id: string }>(
-    `update "${store.schema}".machine_timers set fire_at = now()
+  const table = `"${store.schema}".machine_timers`;
+  const rows = await store.database.query<{ timer_id: string; scheduled_version: string }>(
+    `update ${table} set fire_at = now()
       where stream_type = $1 and entity_id = $2 and status = 'pending'
         and ($3::text is null or timer_id = $3)
-      returning timer_id`,
+      returning timer_id, scheduled_version::text`,
     [durable.streamType, entityId, timerId ?? null],
   );
-  if (rows.length > 0) await durable.runDue();
-  return rows.length;
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    await durable.runDue({ entityId });
+    const [open] = await store.database.query<{ n: string }>(
+      `select count(*)::text as n from ${table}
+        where stream_type = $1 and entity_id = $2 and status in ('pending', 'firing')
+          and (timer_id, scheduled_version) in (
+            select r ->> 'id', (r ->> 'version')::bigint from jsonb_array_elements($3::jsonb) as r)`,
+      [
+        durable.streamType,
+        entityId,
+        JSON.stringify(rows.map((r) => ({ id: r.timer_id, version: r.scheduled_version }))),
+      ],
+    );
+    if (open!.n === '0') return rows.length;
+    if (Date.now() > deadline) throw new Error('timers made due were not settled within 10 s');
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
 
 /** Where a replayed path ended, beside where pure XState ends it. */

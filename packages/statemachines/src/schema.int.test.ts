@@ -1,0 +1,87 @@
+/**
+ * The tables this package adds, as reviewed (checked-in dump), and the least-privilege role
+ * services run as: it can step machines, whose trigger writes jobs and timers as that role, and
+ * run workers.
+ */
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { applicationRole, createEventStore, type EventStore } from '@evident/eventstore';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { postgresUrl } from '#test-env';
+import { documentReview } from '../examples/documentReview.js';
+import { dumpOwnSchema } from '../scripts/schemaDump.js';
+import { clerk, entity, postgresFactory, type StoreFixture } from '../test/fixtures.js';
+import { claimMachine } from '../test/machines.js';
+import { createDurableMachine, migrateStateMachines } from './index.js';
+import { fireTimersNow } from './testing.js';
+
+describe.skipIf(!postgresUrl)('schema (PostgreSQL)', () => {
+  let fixture: StoreFixture;
+  let owner: EventStore;
+  let service: EventStore;
+  let login: string;
+
+  beforeAll(async () => {
+    fixture = await postgresFactory(postgresUrl!)();
+    owner = fixture.store;
+    login = `${owner.schema}_svc`;
+    await owner.database.query(
+      `create role "${login}" login in role "${applicationRole(owner.schema)}"`,
+    );
+    const url = new URL(postgresUrl!);
+    url.username = login;
+    service = createEventStore({
+      connectionString: url.toString(),
+      schema: owner.schema,
+      poolSize: 4,
+    });
+  });
+  afterAll(async () => {
+    await service?.close();
+    await owner?.database.query(`drop role if exists "${login}"`);
+    await fixture?.cleanup();
+  });
+
+  it('matches the checked-in schema dump, so every schema change shows in review', async () => {
+    const checkedIn = await readFile(
+      fileURLToPath(new URL('../sql/schema.sql', import.meta.url)),
+      'utf8',
+    );
+    expect(await dumpOwnSchema(postgresUrl!, owner.schema)).toBe(checkedIn);
+  });
+
+  it('migrates once: a second run applies nothing', async () => {
+    expect(await migrateStateMachines(owner)).toEqual({ applied: [] });
+  });
+
+  it('lets the application role step machines, schedule and run jobs and timers', async () => {
+    const runs: string[] = [];
+    const claims = createDurableMachine(claimMachine, {
+      store: service,
+      streamType: 'claim',
+      actions: { notifyPayer: (job) => void runs.push(job.idempotencyKey) },
+    });
+    const id = entity('c');
+    const result = await claims.send(id, { type: 'ClaimSubmitted', lines: 1 }, { actor: clerk });
+    expect(result.actionOutcomes).toEqual([{ type: 'notifyPayer', outcome: 'done' }]);
+    expect(runs).toEqual([`claim/${id}/2/0`]);
+
+    const reviews = createDurableMachine(documentReview, {
+      store: service,
+      streamType: 'document',
+    });
+    const doc = entity('doc');
+    await reviews.send(doc, { type: 'SUBMIT', pages: 1 }, { actor: clerk });
+    expect(await fireTimersNow(reviews as never, doc)).toBe(1);
+    expect((await reviews.load(doc))!.value).toBe('expired');
+  });
+
+  it('does not let the application role remove the record of what ran', async () => {
+    await expect(
+      service.database.query(`delete from "${owner.schema}".machine_jobs`),
+    ).rejects.toMatchObject({ code: '42501' });
+    await expect(
+      service.database.query(`truncate "${owner.schema}".machine_timers`),
+    ).rejects.toMatchObject({ code: '42501' });
+  });
+});
