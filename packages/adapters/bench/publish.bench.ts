@@ -182,9 +182,10 @@ async function sqs(): Promise<void> {
   const rawQueue = (await sqsClient.send(new CreateQueueCommand({ QueueName: `${ns}-raw` })))
     .QueueUrl!;
   const attributes = { 'evident-topic': { DataType: 'String', StringValue: 'ClaimSubmitted' } };
-  // Raw clients send whole batches of 10 on 8 lanes; the adapter gets single publishes on 64 lanes
-  // and batches them itself (8 batches in flight). About 64-80 messages in flight either way.
+  // Raw clients send whole batches of 10 on 8 lanes; the adapter gets single publishes on 80 lanes
+  // and batches them itself (up to 8 batches in flight): 80 messages in flight either way.
   const batchLanes = 8;
+  const singleLanes = batchLanes * 10;
   const sendBatch = async () => {
     await sqsClient.send(
       new SendMessageBatchCommand({
@@ -219,7 +220,7 @@ async function sqs(): Promise<void> {
   const adapter: number[] = [];
   const rawSqs: number[] = [];
   const rawSns: number[] = [];
-  await throughput(500, adapterPublish);
+  await throughput(500, adapterPublish, singleLanes);
   await throughput(500, sendBatch, batchLanes);
   for (let i = 0; i < rounds; i++) {
     await purge();
@@ -227,7 +228,7 @@ async function sqs(): Promise<void> {
     await purge();
     rawSns.push(await throughput(roundMs, publishBatch, batchLanes));
     await purge();
-    adapter.push(await throughput(roundMs, adapterPublish));
+    adapter.push(await throughput(roundMs, adapterPublish, singleLanes));
   }
   report('sqs.publish', adapter, 'SQS SendMessageBatch of 10 (fauxqs)', rawSqs);
   report(
