@@ -269,19 +269,26 @@ export class RabbitConsumer implements Subscription {
       ...(message.properties.messageId ? { messageId: message.properties.messageId } : {}),
       ...(message.properties.priority ? { priority: message.properties.priority } : {}),
     };
-    if (outcome.kind === 'retry') {
-      await publishConfirmed(
-        channel,
-        '',
-        names.retry(o.namespace, o.queue, outcome.delayMs),
-        message.content,
-        { ...properties, headers: { ...headers, [wire.attempt]: attempt + 1 } },
-      );
-    } else {
-      await publishConfirmed(channel, names.dead(o.namespace, o.queue), '', message.content, {
-        ...properties,
-        headers: { ...headers, ...deadLetterHeaders(outcome.reason, outcome.error, attempt) },
-      });
+    try {
+      if (outcome.kind === 'retry') {
+        await publishConfirmed(
+          channel,
+          '',
+          names.retry(o.namespace, o.queue, outcome.delayMs),
+          message.content,
+          { ...properties, headers: { ...headers, [wire.attempt]: attempt + 1 } },
+        );
+      } else {
+        await publishConfirmed(channel, names.dead(o.namespace, o.queue), '', message.content, {
+          ...properties,
+          headers: { ...headers, ...deadLetterHeaders(outcome.reason, outcome.error, attempt) },
+        });
+      }
+    } catch (error) {
+      // The copy was refused (nack) while the channel lives: requeue the original rather than
+      // hold it unacknowledged; it comes back as the next attempt. A closed channel needs nothing.
+      if (this.#channel === channel) channel.nack(message, false, true);
+      throw error;
     }
     // Acknowledge only after the copy is confirmed: a crash in between leaves a duplicate, not a loss.
     if (this.#channel === channel) channel.ack(message);
