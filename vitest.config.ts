@@ -14,8 +14,9 @@ const shared = {
   },
   // Tests run in Vite's SSR environment, which does not read `resolve.conditions`: without this,
   // workspace packages resolve to their dist/ builds (stale, or missing before `pnpm build`).
-  // The rest are Vite's own defaults for the server, which this list replaces.
-  ssr: { resolve: { conditions: ['@evident/source', 'module', 'node', 'development|production'] } },
+  // The rest are Vite's own server defaults minus 'module', which sends the AWS SDK to its
+  // bundler-only ESM build that Node cannot load.
+  ssr: { resolve: { conditions: ['@evident/source', 'node', 'development|production'] } },
 };
 const roots = ['packages', 'examples', 'docs'];
 const tier = (name: string) => roots.flatMap((r) => [`${r}/**/*.${name}.test.ts`]);
