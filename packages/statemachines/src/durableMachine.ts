@@ -65,6 +65,7 @@ import {
   upgradeSnapshot,
 } from './persistedState.js';
 import { planTransition, type TransitionPlan } from './planTransition.js';
+import { statementName } from './statementName.js';
 
 /** Options of {@link createDurableMachine}. */
 export interface DurableMachineOptions<TMachine extends AnyStateMachine> {
@@ -609,10 +610,9 @@ export function createDurableMachine<TMachine extends AnyStateMachine>(
           ...(hasEffects(outcome.effects) ? { effects: outcome.effects } : {}),
         },
       });
-      // The next step is decided from the stored form, exactly as after a fresh load.
       after = {
         version,
-        snapshot: restore(deciding, nextPersisted),
+        snapshot: decision.next,
         persisted: nextPersisted,
         timers: outcome.timers,
       };
@@ -644,6 +644,13 @@ export function createDurableMachine<TMachine extends AnyStateMachine>(
       ...(rejection ? { rejection } : {}),
     };
   }
+
+  const sql = {
+    versionAt: `select stream_version as v from "${store.schema}".events
+                 where stream_type = $1 and stream_id = $2 and recorded_at <= $3::timestamptz
+                 order by stream_version desc limit 1`,
+  };
+  const sqlNames = { versionAt: statementName(sql.versionAt) };
 
   const jobRunner = createJobRunner({
     db: store.database,
@@ -990,22 +997,17 @@ export function createDurableMachine<TMachine extends AnyStateMachine>(
         throw new InvalidArgumentError('at must be a Date or an ISO 8601 timestamp');
       }
       const stream = streamOf(entityId);
-      // recorded_at never decreases along a machine's stream: every append expects the exact
-      // previous version, so its statement starts after that version committed. Search by halves.
-      let high = await store.streamVersion(stream);
-      let low = 1;
-      let found: RecordedEvent | undefined;
-      while (low <= high) {
-        const middle = (low + high) >>> 1;
-        const [recorded] = await store.readStream(stream, { fromVersion: middle, limit: 1 });
-        if (!recorded) break;
-        if (Date.parse(recorded.recordedAt) <= atMs) {
-          found = recorded;
-          low = middle + 1;
-        } else {
-          high = middle - 1;
-        }
-      }
+      // One indexed query for the version (the events table's primary key, read backwards from
+      // the newest record), one read of that record: two round trips whatever the history's size.
+      const [row] = await store.database.query<{ v: string | number }>(
+        sql.versionAt,
+        [streamType, stream.id, new Date(atMs).toISOString()],
+        sqlNames.versionAt,
+      );
+      const found =
+        row === undefined
+          ? undefined
+          : (await store.readStream(stream, { fromVersion: Number(row.v), limit: 1 }))[0];
       if (!found) return undefined;
       assertRecord(found);
       return toHistoryEntry<ContextFrom<TMachine>>(entityId, found);

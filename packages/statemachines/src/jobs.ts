@@ -1,5 +1,6 @@
 import type { Database, Queryable } from '@evident/eventstore';
 import type { EventObject, StateValue } from 'xstate';
+import { statementName } from './statementName.js';
 
 /**
  * Actions as durable jobs. The trigger created a row per action in the same statement as the
@@ -167,6 +168,9 @@ export function createJobRunner(options: JobRunnerOptions) {
               ) as due`,
   };
 
+  const names = Object.fromEntries(
+    Object.entries(sql).map(([k, text]) => [k, statementName(text)]),
+  ) as Record<keyof typeof sql, string>;
   const keyParams = (key: JobKey) => [streamType, key.entityId, key.version, key.index];
   const idempotencyKey = (key: JobKey) =>
     `${streamType}/${key.entityId}/${key.version}/${key.index}`;
@@ -199,6 +203,7 @@ export function createJobRunner(options: JobRunnerOptions) {
     const [claimed] = await db.query<{ attempts: number; action_type: string; params: unknown }>(
       sql.claim,
       [...keyParams(key), leaseMs],
+      names.claim,
     );
     if (!claimed) return 'skipped';
     try {
@@ -213,7 +218,7 @@ export function createJobRunner(options: JobRunnerOptions) {
       ]);
       return row?.status === 'failed' ? 'failed' : 'retry';
     }
-    await db.query(sql.done, [...keyParams(key), claimed.attempts]);
+    await db.query(sql.done, [...keyParams(key), claimed.attempts], names.done);
     return 'done';
   }
 
@@ -268,7 +273,7 @@ export function createJobRunner(options: JobRunnerOptions) {
         version: string | number;
         action_index: number;
         action_type: string;
-      }>(sql.due, [streamType, limit, entityId]);
+      }>(sql.due, [streamType, limit, entityId], names.due);
       return rows.map((r) => ({
         entityId: r.entity_id,
         version: Number(r.version),
@@ -347,6 +352,7 @@ export function createTimerStore(db: Database, s: string, streamType: string, le
              from ${s}.machine_timers where stream_type = $1 and entity_id = $2
             order by scheduled_version, timer_id`,
   };
+  const claimDueName = statementName(sql.claimDue);
   const params = (t: { entityId: string; id: string; version: number }) => [
     streamType,
     t.entityId,
@@ -362,7 +368,7 @@ export function createTimerStore(db: Database, s: string, streamType: string, le
         event: EventObject;
         correlation_id: string;
         cause_event_id: string;
-      }>(sql.claimDue, [streamType, limit, leaseMs, entityId]);
+      }>(sql.claimDue, [streamType, limit, leaseMs, entityId], claimDueName);
       return rows.map((r) => ({
         entityId: r.entity_id,
         id: r.timer_id,
