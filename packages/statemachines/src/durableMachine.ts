@@ -124,12 +124,14 @@ export interface SendOptions {
   /**
    * Fail with `ConcurrencyError` unless the entity is at exactly this version (0: does not exist),
    * instead of deciding again on fresh state after a lost race.
+   * @defaultValue undefined (decide again after a lost race, up to `retries` times)
    */
   readonly expectedVersion?: number;
   /** Workflow the step belongs to. @defaultValue a new workflow, rooted at the entity's first record */
   readonly correlationId?: string;
   /** What caused the step (an event or command id). @defaultValue the record's own id */
   readonly causationId?: string;
+  /** The organisation whose data this is. @defaultValue none */
   readonly tenantId?: string;
   /** Non-PHI context (trace headers…). @defaultValue {} */
   readonly metadata?: Readonly<Record<string, unknown>>;
@@ -187,7 +189,7 @@ export interface RunDueOptions {
 export interface WorkerOptions extends RunDueOptions {
   /** Longest sleep between passes when nothing is due. @defaultValue 1000 */
   readonly pollInterval?: number;
-  /** Stops the worker when aborted. */
+  /** Stops the worker when aborted. @defaultValue none: stop it with `stop()` */
   readonly signal?: AbortSignal;
   /**
    * Called when a pass fails (the database is unreachable…). The worker keeps going.
@@ -762,6 +764,15 @@ export function createDurableMachine<TMachine extends AnyStateMachine>(
     });
   }
 
+  /** The version of the record a send with this id appended after its expected version. */
+  async function findRecord(entityId: string, send: SendOptions): Promise<number | undefined> {
+    const after = await store.readStream(streamOf(entityId), {
+      fromVersion: send.expectedVersion! + 1,
+      limit: 1000,
+    });
+    return after.find((e) => e.id === send.id)?.streamVersion;
+  }
+
   function checkSendOptions(send: SendOptions): void {
     if (!send || typeof send !== 'object' || !send.actor) {
       throw new InvalidArgumentError('send needs options { actor }');
@@ -789,6 +800,10 @@ export function createDurableMachine<TMachine extends AnyStateMachine>(
         const loaded = cached ?? (await read(entityId));
         const version = loaded?.version ?? 0;
         if (strict && version !== send.expectedVersion) {
+          // A retry of a send that did commit finds the entity past its expected version: the
+          // record with its id, if there, is the answer.
+          const earlier = send.id === undefined ? undefined : await findRecord(entityId, send);
+          if (earlier !== undefined) return replay(entityId, earlier);
           throw new ConcurrencyError(stream, send.expectedVersion!, version);
         }
         const planned = plan(loaded, choice, send);

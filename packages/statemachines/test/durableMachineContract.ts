@@ -371,6 +371,29 @@ export function durableMachineContract(name: string, factory: StoreFactory): voi
         expect(retried).toMatchObject({ version: first.version, to: first.to, checkpoint: null });
         expect(await store.streamVersion({ type: 'counter', id })).toBe(3);
       });
+      it('returns the first outcome of a retried send with the same id and expected version', async () => {
+        const counter = createDurableMachine(counterMachine, { store, streamType: 'counter' });
+        const id = entity('n');
+        await counter.create(id, { actor: clerk });
+        const recordId = '0190b2a4-6f1e-7cc1-9a55-5e3c2b7f0b22'.replace(
+          /.{4}$/,
+          Math.floor(Math.random() * 65536)
+            .toString(16)
+            .padStart(4, '0'),
+        );
+        const send = { actor: clerk, id: recordId, expectedVersion: 1 };
+        const first = await counter.send(id, { type: 'INCREMENT' }, send);
+        await counter.send(id, { type: 'INCREMENT' }, { actor: clerk });
+        expect(await counter.send(id, { type: 'INCREMENT' }, send)).toMatchObject({
+          version: first.version,
+          checkpoint: null,
+        });
+        // Another record id at a stale version is a lost race, not a retry.
+        const other = await rejection(
+          counter.send(id, { type: 'INCREMENT' }, { actor: clerk, expectedVersion: 1 }),
+        );
+        expect(isConcurrencyError(other)).toBe(true);
+      });
     });
 
     describe('actions as durable jobs', () => {
