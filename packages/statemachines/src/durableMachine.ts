@@ -300,6 +300,12 @@ interface Plan {
   readonly stale?: boolean;
 }
 
+/** A step committed, its actions not yet run. */
+interface Committed {
+  readonly result: SendResult<never>;
+  readonly runActions: () => Promise<{ type: string; outcome: JobOutcome }[]>;
+}
+
 /** How a step chooses its event: given, planned toward a target, or fired by a timer. */
 type EventChoice =
   | { readonly kind: 'event'; readonly event: EventObject }
@@ -702,11 +708,18 @@ export function createDurableMachine<TMachine extends AnyStateMachine>(
         event: data.event,
       };
       for (const action of data.actions) {
-        const outcome = await jobRunner.run(
-          { entityId, version, index: action.index },
-          action.type,
-          info,
-        );
+        let outcome: JobOutcome;
+        try {
+          outcome = await jobRunner.run(
+            { entityId, version, index: action.index },
+            action.type,
+            info,
+          );
+        } catch {
+          // The step is committed whatever happens here (a send that threw now would be retried
+          // and step twice): the job stays due, and a worker takes it.
+          outcome = 'retry';
+        }
         outcomes.push({ type: action.type, outcome });
       }
     }
@@ -784,90 +797,110 @@ export function createDurableMachine<TMachine extends AnyStateMachine>(
    * Decide and append one step, deciding again on fresh state after a lost race. Returns 'stale'
    * for a timer the entity no longer has.
    */
-  function step(
+  async function step(
     entityId: string,
     choice: EventChoice,
     send: SendOptions,
   ): Promise<SendResult<ContextFrom<TMachine>> | 'stale'> {
     const stream = streamOf(entityId);
     checkSendOptions(send);
+    const committed = await serialize(entityId, () => commitStep(entityId, stream, choice, send));
+    return typeof committed === 'object' && 'runActions' in committed
+      ? withActions(committed)
+      : committed;
+  }
+
+  /**
+   * Run a committed step's actions outside the entity's queue: an action may well send the
+   * entity its own outcome, which would otherwise wait for the action to finish.
+   */
+  async function withActions(committed: Committed): Promise<SendResult<ContextFrom<TMachine>>> {
+    return { ...committed.result, actionOutcomes: await committed.runActions() };
+  }
+
+  async function commitStep(
+    entityId: string,
+    stream: StreamId,
+    choice: EventChoice,
+    send: SendOptions,
+  ): Promise<Committed | SendResult<ContextFrom<TMachine>> | 'stale'> {
     const strict = send.expectedVersion !== undefined;
-    return serialize(entityId, async () => {
-      for (let attempt = 0; ; attempt++) {
-        // The cache is only a guess: the append's version check is what makes the step safe, and
-        // nothing is refused on a cached state without reading the entity again.
-        const cached = !strict && attempt === 0 ? cache.get(entityId) : undefined;
-        const loaded = cached ?? (await read(entityId));
-        const version = loaded?.version ?? 0;
-        if (strict && version !== send.expectedVersion) {
-          // A retry of a send that did commit finds the entity past its expected version: the
-          // record with its id, if there, is the answer.
-          const earlier = send.id === undefined ? undefined : await findRecord(entityId, send);
-          if (earlier !== undefined) return replay(entityId, earlier);
-          throw new ConcurrencyError(stream, send.expectedVersion!, version);
-        }
-        const planned = plan(loaded, choice, send);
-        if (planned instanceof IllegalTransitionError) {
-          if (cached) continue;
-          throw planned;
-        }
-        if (planned.stale) {
-          if (cached) continue;
-          return 'stale';
-        }
-        const { rejection } = planned;
-        // A fired timer is always recorded: its row is settled by the record.
-        if (rejection && !recordRejections && choice.kind !== 'timer') {
-          if (cached) continue;
-          throw new TransitionRejectedError({
-            state: planned.after.snapshot.value,
-            eventType: (choice as { event: EventObject }).event.type,
-            version,
-            guards: rejection.guards,
-            recorded: false,
-            reason: rejection.reason,
-          });
-        }
-        let appended: Awaited<ReturnType<EventStore['append']>>;
-        try {
-          appended = await store.append(stream, planned.envelopes, {
-            expectedVersion: loaded ? loaded.version : 'no_stream',
-          });
-        } catch (error) {
-          if (!isConcurrencyError(error)) throw error;
-          cache.delete(entityId);
-          if (strict || attempt >= retries) throw error;
-          // A little jitter keeps two processes that lost to each other from colliding again.
-          await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, 2 ** attempt)));
-          continue;
-        }
-        const lastVersion = planned.after.version;
-        if (appended.nextExpectedVersion !== lastVersion) {
-          // The same record id was stored by an earlier send: answer with what that one did.
-          cache.delete(entityId);
-          return replay(entityId, appended.nextExpectedVersion);
-        }
-        cache.set(entityId, planned.after);
-        const last = planned.records[planned.records.length - 1]!;
-        if (last.type === transitionRejectedType) {
-          throw new TransitionRejectedError({
-            state: last.data.state,
-            eventType: last.data.event.type,
-            version: lastVersion,
-            guards: last.data.guards,
-            recorded: true,
-            reason: last.data.reason,
-          });
-        }
-        const firstVersion = lastVersion - planned.records.length + 1;
-        const actionOutcomes = await runActionsOf(entityId, planned.records, firstVersion);
-        return resultOf(entityId, lastVersion, last.data, {
-          created: planned.created,
-          checkpoint: appended.checkpoint,
-          actionOutcomes,
+    for (let attempt = 0; ; attempt++) {
+      // The cache is only a guess: the append's version check is what makes the step safe, and
+      // nothing is refused on a cached state without reading the entity again.
+      const cached = !strict && attempt === 0 ? cache.get(entityId) : undefined;
+      const loaded = cached ?? (await read(entityId));
+      const version = loaded?.version ?? 0;
+      if (strict && version !== send.expectedVersion) {
+        // A retry of a send that did commit finds the entity past its expected version: the
+        // record with its id, if there, is the answer.
+        const earlier = send.id === undefined ? undefined : await findRecord(entityId, send);
+        if (earlier !== undefined) return replay(entityId, earlier);
+        throw new ConcurrencyError(stream, send.expectedVersion!, version);
+      }
+      const planned = plan(loaded, choice, send);
+      if (planned instanceof IllegalTransitionError) {
+        if (cached) continue;
+        throw planned;
+      }
+      if (planned.stale) {
+        if (cached) continue;
+        return 'stale';
+      }
+      const { rejection } = planned;
+      // A fired timer is always recorded: its row is settled by the record.
+      if (rejection && !recordRejections && choice.kind !== 'timer') {
+        if (cached) continue;
+        throw new TransitionRejectedError({
+          state: planned.after.snapshot.value,
+          eventType: (choice as { event: EventObject }).event.type,
+          version,
+          guards: rejection.guards,
+          recorded: false,
+          reason: rejection.reason,
         });
       }
-    });
+      let appended: Awaited<ReturnType<EventStore['append']>>;
+      try {
+        appended = await store.append(stream, planned.envelopes, {
+          expectedVersion: loaded ? loaded.version : 'no_stream',
+        });
+      } catch (error) {
+        if (!isConcurrencyError(error)) throw error;
+        cache.delete(entityId);
+        if (strict || attempt >= retries) throw error;
+        // A little jitter keeps two processes that lost to each other from colliding again.
+        await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, 2 ** attempt)));
+        continue;
+      }
+      const lastVersion = planned.after.version;
+      if (appended.nextExpectedVersion !== lastVersion) {
+        // The same record id was stored by an earlier send: answer with what that one did.
+        cache.delete(entityId);
+        return replay(entityId, appended.nextExpectedVersion);
+      }
+      cache.set(entityId, planned.after);
+      const last = planned.records[planned.records.length - 1]!;
+      if (last.type === transitionRejectedType) {
+        throw new TransitionRejectedError({
+          state: last.data.state,
+          eventType: last.data.event.type,
+          version: lastVersion,
+          guards: last.data.guards,
+          recorded: true,
+          reason: last.data.reason,
+        });
+      }
+      const firstVersion = lastVersion - planned.records.length + 1;
+      return {
+        result: resultOf(entityId, lastVersion, last.data, {
+          created: planned.created,
+          checkpoint: appended.checkpoint,
+          actionOutcomes: [],
+        }),
+        runActions: () => runActionsOf(entityId, planned.records, firstVersion),
+      };
+    }
   }
 
   async function fireTimer(t: ClaimedTimer): Promise<void> {
@@ -931,24 +964,31 @@ export function createDurableMachine<TMachine extends AnyStateMachine>(
       return result as SendResult<ContextFrom<TMachine>>;
     },
 
-    create(entityId, sendOptions) {
+    async create(entityId, sendOptions) {
       const stream = streamOf(entityId);
       checkSendOptions(sendOptions);
-      return serialize(entityId, async () => {
-        const { record, after } = planCreation(sendOptions);
-        const appended = await store.append(stream, envelopesOf([record], sendOptions), {
-          expectedVersion: 'no_stream',
-        });
-        if (appended.nextExpectedVersion !== 1)
-          return replay(entityId, appended.nextExpectedVersion);
-        cache.set(entityId, after);
-        const actionOutcomes = await runActionsOf(entityId, [record], 1);
-        return resultOf(entityId, 1, record.data as StateTransitionedData, {
-          created: true,
-          checkpoint: appended.checkpoint,
-          actionOutcomes,
-        });
-      });
+      const committed = await serialize(
+        entityId,
+        async (): Promise<Committed | SendResult<ContextFrom<TMachine>>> => {
+          const { record, after } = planCreation(sendOptions);
+          const appended = await store.append(stream, envelopesOf([record], sendOptions), {
+            expectedVersion: 'no_stream',
+          });
+          if (appended.nextExpectedVersion !== 1) {
+            return replay(entityId, appended.nextExpectedVersion);
+          }
+          cache.set(entityId, after);
+          return {
+            result: resultOf(entityId, 1, record.data as StateTransitionedData, {
+              created: true,
+              checkpoint: appended.checkpoint,
+              actionOutcomes: [],
+            }),
+            runActions: () => runActionsOf(entityId, [record], 1),
+          };
+        },
+      );
+      return 'runActions' in committed ? withActions(committed) : committed;
     },
 
     async load(entityId) {

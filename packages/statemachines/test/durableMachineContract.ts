@@ -424,6 +424,27 @@ export function durableMachineContract(name: string, factory: StoreFactory): voi
         ]);
       });
 
+      it('lets an action send its outcome back to its own entity', async () => {
+        const id = entity('doc');
+        const durable: ReturnType<typeof reviews> = reviews({
+          actions: {
+            notifyReviewers: async (job) => {
+              // A reviewer bot approves at once: a step caused by the action's step.
+              await durable.send(
+                job.entityId,
+                { type: 'APPROVE_LEGAL' },
+                { actor: reviewer, causationId: job.idempotencyKey },
+              );
+            },
+          },
+        });
+        const result = await durable.send(id, { type: 'SUBMIT', pages: 1 }, { actor: author });
+        expect(result.actionOutcomes).toEqual([{ type: 'notifyReviewers', outcome: 'done' }]);
+        expect((await durable.load(id))!.value).toEqual({
+          inReview: { legal: 'approved', editorial: 'pending' },
+        });
+      });
+
       it('never runs an action again when the entity is restored and stepped elsewhere', async () => {
         const runs: string[] = [];
         const handlers = {
