@@ -72,7 +72,8 @@ export function appendStatement(schema: string, mode: AppendMode, shape: AppendS
   return `with claimed as (${claim(schema, mode, shape)})
     insert into ${schema}.events (${columns})
     ${rows}
-    returning stream_version, global_position, pg_current_xact_id()::text as transaction_id`;
+    returning stream_version, global_position, pg_current_xact_id()::text as transaction_id,
+              (extract(epoch from recorded_at) * 1000)::int8 as recorded_at`;
 }
 
 /** Parameters of the one-event shape, in order. */

@@ -39,8 +39,10 @@ import {
 } from './database.js';
 import { ConcurrencyError, DuplicateEventError, EventStoreError } from './errors.js';
 import { type ExpectedVersion, expectedVersionCode } from './expectedVersion.js';
+import { type AppendedRow, createInlineProjections } from './inlineProjections.js';
 import { type MigrateOptions, type MigrateResult, migrate, storeMigrations } from './migrations.js';
 import { createNotifier } from './notifier.js';
+import type { Projection } from './projection.js';
 import {
   type EventRow,
   eventColumns,
@@ -88,6 +90,13 @@ export type EventStoreOptions = EventStoreConnection & {
   readonly limits?: EventStoreLimits;
   /** Pool size when the store opens its own pool from a connection string. @defaultValue 16 */
   readonly poolSize?: number;
+  /**
+   * Projections applied inside the append's own transaction, for the few read models that must be
+   * consistent with the log on every read. `migrate()` creates their tables and rebuilds a new
+   * version while appends of its event types wait. Configure them in every process that appends.
+   * @defaultValue none
+   */
+  readonly inlineProjections?: readonly Projection[];
   /**
    * Wake other processes' subscribers after appends with a throttled, payload-less NOTIFY sent
    * after commit. @defaultValue { enabled: true, throttleMs: 10 }
@@ -220,12 +229,6 @@ export interface EventStore {
   close(): Promise<void>;
   /** The underlying database, for the packages built on the store (subscriptions, sagas). */
   readonly database: Database;
-}
-
-interface AppendRow {
-  stream_version: string | number;
-  global_position: string | number;
-  transaction_id: string;
 }
 
 /** A batch checked and serialized, ready for one of the append statements. */
@@ -401,6 +404,7 @@ export function createEventStore(options: EventStoreOptions): EventStore {
     stream: StreamId,
     encoded: Encoded,
     expectedVersion: ExpectedVersion,
+    inlineEvents?: readonly Envelope[],
   ): Promise<AppendResult> {
     const mode = appendMode(expectedVersion);
     const shape: AppendShape = encoded.single ? 'one' : 'many';
@@ -414,11 +418,12 @@ export function createEventStore(options: EventStoreOptions): EventStore {
       : [stream.type, stream.id, encoded.count, encoded.json];
     if (mode === 'version') params.push(expectedVersion);
     const statement = appendSql[shape][mode];
-    const rows = await q.query<AppendRow>(statement.text, params, statement.name);
+    const rows = await q.query<AppendedRow>(statement.text, params, statement.name);
     const last = rows[rows.length - 1];
     if (!last) {
       throw new ConcurrencyError(stream, expectedVersion, await currentVersion(q, stream));
     }
+    if (inlineEvents) await inline.apply(q, stream, inlineEvents, rows);
     const position = Number(last.global_position);
     return {
       nextExpectedVersion: Number(last.stream_version),
@@ -517,8 +522,11 @@ export function createEventStore(options: EventStoreOptions): EventStore {
     schema,
     database: db,
 
-    migrate: (migrateOptions) =>
-      migrate(db, schema, 'eventstore', storeMigrations(), migrateOptions),
+    async migrate(migrateOptions) {
+      const result = await migrate(db, schema, 'eventstore', storeMigrations(), migrateOptions);
+      await inline.prepare(db);
+      return result;
+    },
 
     async append(stream, events, appendOptions) {
       assertStreamId(stream);
@@ -530,7 +538,12 @@ export function createEventStore(options: EventStoreOptions): EventStore {
       const encoded = encode(events);
       if (encoded.count === 0) return emptyAppend(stream, expectedVersion);
       try {
-        const result = await appendEncoded(db, stream, encoded, expectedVersion);
+        const result = inline.handles(events)
+          ? await db.transaction(async (tx) => {
+              await inline.lock(tx);
+              return appendEncoded(tx, stream, encoded, expectedVersion, events);
+            })
+          : await appendEncoded(db, stream, encoded, expectedVersion);
         notifier.ring();
         return result;
       } catch (error) {
@@ -562,6 +575,8 @@ export function createEventStore(options: EventStoreOptions): EventStore {
       );
       try {
         const results = await db.transaction(async (tx) => {
+          const withInline = prepared.some((r) => inline.handles(r.events));
+          if (withInline) await inline.lock(tx);
           const out: AppendResult[] = new Array(prepared.length);
           for (const r of ordered) {
             out[r.index] =
@@ -571,7 +586,13 @@ export function createEventStore(options: EventStoreOptions): EventStore {
                     lastGlobalPosition: null,
                     checkpoint: null,
                   }
-                : await appendEncoded(tx, r.stream, r.encoded, r.expectedVersion);
+                : await appendEncoded(
+                    tx,
+                    r.stream,
+                    r.encoded,
+                    r.expectedVersion,
+                    withInline ? r.events : undefined,
+                  );
           }
           return out;
         });
@@ -710,6 +731,7 @@ export function createEventStore(options: EventStoreOptions): EventStore {
     },
   };
   const aggregates = createAggregates(store, db);
+  const inline = createInlineProjections(schema, options.inlineProjections ?? []);
   const notifier = createNotifier(db, schema, options.notify);
   const subscriptions = createSubscriptions(store, db, notifier);
   return store;

@@ -43,6 +43,18 @@ export {
   type MigrateOptions,
   type MigrateResult,
 } from './migrations.js';
+export {
+  defineProjection,
+  type Projection,
+  type ProjectionContext,
+  type ProjectionDefinition,
+  type ProjectionHandler,
+  type ProjectionRunner,
+  type ProjectionRunOptions,
+  type ProjectionStatus,
+  projectionView,
+  runProjection,
+} from './projection.js';
 export type { RecordedEvent } from './recordedEvent.js';
 export { assertStreamId, type StreamId, streamIdLimits } from './streamId.js';
 export type {

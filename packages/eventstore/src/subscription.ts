@@ -60,6 +60,12 @@ export interface SubscribeOptions {
   readonly pollIntervalMs?: number;
   /** A standby instance tries to take over this often. @defaultValue 1000 */
   readonly takeoverIntervalMs?: number;
+  /**
+   * Called each time the subscription goes from behind to caught up with the log (after the
+   * catch-up on start, and after every burst). An error here is reported like a handler's error
+   * and the call is repeated at the next catch-up.
+   */
+  readonly onCaughtUp?: () => Promise<void> | void;
   /** Stops the subscription when aborted. */
   readonly signal?: AbortSignal;
 }
@@ -404,7 +410,16 @@ export function createSubscriptions(store: EventStore, db: Database, notifier: N
     async function run(): Promise<void> {
       // Greater than 0 while an append woke us and its events are not readable yet.
       let chasing = 0;
+      let caughtUp = false;
+      const reachedHead = async () => {
+        if (caughtUp) return;
+        if (options.onCaughtUp) await options.onCaughtUp();
+        caughtUp = true;
+      };
       while (!abort.signal.aborted) {
+        // PGlite answers from the same thread: without this, a busy log would keep the loop in
+        // microtasks and starve timers and I/O (stop(), timeouts) for as long as it stays busy.
+        await new Promise((resolve) => setImmediate(resolve));
         try {
           if (!holdsLease()) {
             if (!(await acquireLease())) {
@@ -423,6 +438,7 @@ export function createSubscriptions(store: EventStore, db: Database, notifier: N
           });
           if (page.events.length > 0) {
             chasing = 0;
+            caughtUp = false;
             // The page's checkpoint moves past filtered-out events too.
             const next = page.checkpoint;
             try {
@@ -440,12 +456,14 @@ export function createSubscriptions(store: EventStore, db: Database, notifier: N
               }
             }
             settleWaiters();
+            if (page.caughtUp) await reachedHead();
             continue;
           }
           // Nothing new. Keep the horizon in memory; persist it now and then so a filtered
           // subscription does not rescan what it skipped after a restart.
           checkpoint = page.checkpoint;
           settleWaiters();
+          await reachedHead();
           if (checkpoint !== persisted && Date.now() - lastIdleSave > 5000) {
             await db.transaction((tx) => save(tx, checkpoint));
             persisted = checkpoint;

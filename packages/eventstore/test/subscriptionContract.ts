@@ -3,7 +3,14 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { EventStore, RecordedEvent, Subscription } from '../src/index.js';
-import { event, events, type StoreFactory, type StoreFixture, settled, stream } from './fixtures.js';
+import {
+  event,
+  events,
+  type StoreFactory,
+  type StoreFixture,
+  settled,
+  stream,
+} from './fixtures.js';
 
 let counter = 0;
 const uniqueName = (prefix: string) => `${prefix}-${++counter}-${Date.now().toString(36)}`;
@@ -57,7 +64,11 @@ export function subscriptionContract(name: string, factory: StoreFactory): void 
       const s = stream(filter.streamTypes[0]);
       const subName = uniqueName('resume');
       const seen: string[] = [];
-      const first = store.subscribe({ name: subName, filter, handler: (e) => void seen.push(e.id) });
+      const first = store.subscribe({
+        name: subName,
+        filter,
+        handler: (e) => void seen.push(e.id),
+      });
       const a = await store.append(s, events(3), { expectedVersion: 'no_stream' });
       await first.waitFor(a.checkpoint!);
       await first.stop();
@@ -137,7 +148,9 @@ export function subscriptionContract(name: string, factory: StoreFactory): void 
           handler: (e, { attempt }) => {
             if (e.type === 'Poison') {
               attempts.push(attempt);
-              throw Object.assign(new Error('payer rejected the claim'), { code: 'PAYER_REJECTED' });
+              throw Object.assign(new Error('payer rejected the claim'), {
+                code: 'PAYER_REJECTED',
+              });
             }
             seen.push(e.type);
           },
@@ -186,7 +199,10 @@ export function subscriptionContract(name: string, factory: StoreFactory): void 
       healthy = true;
       await sub.retryParked(first!.id);
       expect(handled).toEqual([batch[0]!.id]);
-      await sub.skipParked(second!.id, { actor: 'ops-7', reason: 'duplicate of a manual correction' });
+      await sub.skipParked(second!.id, {
+        actor: 'ops-7',
+        reason: 'duplicate of a manual correction',
+      });
       expect(await sub.parked()).toEqual([]);
       await expect(sub.retryParked(second!.id)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
       const [resolution] = await store.database.query<{ resolved_by: string; status: string }>(
