@@ -296,7 +296,7 @@ interface Plan {
   readonly after: Current;
   readonly created: boolean;
   readonly rejection?: { readonly reason: RejectionReason; readonly guards: GuardEvaluation[] };
-  /** The timer a fired step consumes; absent when the timer was stale. */
+  /** A timer the entity no longer has pending: nothing to append. */
   readonly stale?: boolean;
 }
 
