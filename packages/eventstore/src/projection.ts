@@ -317,7 +317,8 @@ export function runProjection(
         const timer = setTimeout(() => {
           liveWaiters.delete(done);
           reject(
-            new InvalidArgumentError(
+            new EventStoreError(
+              'SUBSCRIPTION_TIMEOUT',
               `projection ${projection.name} v${projection.version} did not go live in ${timeoutMs} ms`,
             ),
           );

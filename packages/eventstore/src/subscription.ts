@@ -40,7 +40,7 @@ export interface FailurePolicy {
    * After the last retry: `'park'` the event in `parked_events` with its error and go on, or
    * `'stop'` the subscription where it is. @defaultValue 'park'
    */
-  readonly then?: 'park' | 'stop';
+  readonly exhausted?: 'park' | 'stop';
 }
 
 export interface SubscribeOptions {
@@ -212,7 +212,7 @@ export function createSubscriptions(store: EventStore, db: Database, notifier: N
     }
     const retries = options.onError?.retries ?? 3;
     const backoff = { initialMs: 100, factor: 2, maxMs: 10_000, ...options.onError?.backoff };
-    const then = options.onError?.then ?? 'park';
+    const exhausted = options.onError?.exhausted ?? 'park';
     const pollIntervalMs = options.pollIntervalMs ?? 1000;
     const takeoverIntervalMs = options.takeoverIntervalMs ?? 1000;
     const types = options.filter?.types ? [...options.filter.types] : undefined;
@@ -386,7 +386,7 @@ export function createSubscriptions(store: EventStore, db: Database, notifier: N
               if (abort.signal.aborted) return false;
               continue;
             }
-            if (then === 'stop') return false;
+            if (exhausted === 'stop') return false;
             await db.transaction(async (tx) => {
               await tx.query(sql.park, [
                 name,
@@ -529,7 +529,13 @@ export function createSubscriptions(store: EventStore, db: Database, notifier: N
         if (checkpoint >= target) return Promise.resolve();
         const timeoutMs = waitOptions.timeoutMs ?? 30_000;
         return new Promise((resolve, reject) => {
-          const waiter = { target, resolve: () => (clearTimeout(timer), resolve()) };
+          const waiter = {
+            target,
+            resolve: () => {
+              clearTimeout(timer);
+              resolve();
+            },
+          };
           const timer = setTimeout(() => {
             waiters.delete(waiter);
             reject(
@@ -572,7 +578,7 @@ export function createSubscriptions(store: EventStore, db: Database, notifier: N
           name,
           id,
         ]);
-        if (!row || row.status !== 'parked') {
+        if (row?.status !== 'parked') {
           throw new InvalidArgumentError(`no parked event ${id} in subscription ${name}`);
         }
         const event = await findEvent(row.event_id);

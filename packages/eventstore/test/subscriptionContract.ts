@@ -2,7 +2,7 @@
  * What every subscription promises, on PostgreSQL and on PGlite.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { EventStore, RecordedEvent, Subscription } from '../src/index.js';
+import type { EventStore, HandlerContext, RecordedEvent, Subscription } from '../src/index.js';
 import {
   event,
   events,
@@ -28,7 +28,10 @@ export function subscriptionContract(name: string, factory: StoreFactory): void 
     let fixture: StoreFixture;
     let store: EventStore;
     const running: Subscription[] = [];
-    const track = (s: Subscription) => (running.push(s), s);
+    const track = (s: Subscription) => {
+      running.push(s);
+      return s;
+    };
 
     beforeAll(async () => {
       fixture = await factory();
@@ -108,7 +111,7 @@ export function subscriptionContract(name: string, factory: StoreFactory): void 
       const s = stream(filter.streamTypes[0]);
       const subName = uniqueName('exactly-once');
       let failNext = true;
-      const handler = async (e: RecordedEvent, { tx }: { tx: { query: Function } }) => {
+      const handler = async (e: RecordedEvent, { tx }: HandlerContext) => {
         await tx.query(`insert into "${store.schema}".handled values ($1, $2, 1)`, [subName, e.id]);
         // The first delivery of the 4th event fails after the batch wrote three rows: they must
         // roll back with the batch and be written once more, not twice.
@@ -219,7 +222,7 @@ export function subscriptionContract(name: string, factory: StoreFactory): void 
         store.subscribe({
           name: uniqueName('stop'),
           filter,
-          onError: { retries: 1, backoff: { initialMs: 1 }, then: 'stop' },
+          onError: { retries: 1, backoff: { initialMs: 1 }, exhausted: 'stop' },
           handler: (e) => {
             if (e.streamVersion === 3) throw new Error('cannot project this');
           },
