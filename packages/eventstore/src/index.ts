@@ -13,6 +13,15 @@ export {
 } from './checkpoint.js';
 export type { Database, Queryable } from './database.js';
 export {
+  type DocumentGroupQuery,
+  type DocumentProjection,
+  type DocumentProjectionDefinition,
+  type DocumentQuery,
+  defineDocumentProjection,
+  groupDocuments,
+  queryDocuments,
+} from './documentProjection.js';
+export {
   ConcurrencyError,
   DuplicateEventError,
   EventStoreError,
