@@ -34,6 +34,10 @@ describe.skipIf(!postgresUrl)('subscriptions and the log horizon on PostgreSQL',
       JSON.stringify(batch),
     ]);
   const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  /** "now" is fixed when the subscription becomes active: appends before that are the past. */
+  const active = async (sub: { state: string }) => {
+    while (sub.state !== 'active') await delay(5);
+  };
 
   it('delivers a late-committing earlier position before the later one, never skipping it', async () => {
     const seen: RecordedEvent[] = [];
@@ -43,6 +47,7 @@ describe.skipIf(!postgresUrl)('subscriptions and the log horizon on PostgreSQL',
       handler: (e) => void seen.push(e),
     });
     try {
+      await active(sub);
       const a = event('ClaimSubmitted');
       const b = event('ClaimAdjudicated');
       await client.query('begin');
@@ -69,6 +74,7 @@ describe.skipIf(!postgresUrl)('subscriptions and the log horizon on PostgreSQL',
       handler: (e) => void seen.push(e.id),
     });
     try {
+      await active(sub);
       const held = event('EncounterOpened');
       const others = events(20);
       await client.query('begin');
@@ -100,6 +106,7 @@ describe.skipIf(!postgresUrl)('subscriptions and the log horizon on PostgreSQL',
       handler: (e) => void seen.push(e.id),
     });
     try {
+      await active(sub);
       await client.query('begin');
       await openAppend(events(3));
       const after = event();
