@@ -6,7 +6,9 @@ export function normalizeSchemaDump(dump: string, schema: string): string {
     .filter((line) => !/^\\(un)?restrict /.test(line))
     .filter((line) => !/^SET |^SELECT pg_catalog\.set_config/.test(line))
     .join('\n')
-    // Schema names are [a-z0-9_] (checked by the store), safe inside a pattern.
+    // Role names derived from the schema first, then the schema. Names are [a-z0-9_] (checked by
+    // the store), safe inside a pattern.
+    .replace(new RegExp(`"?\\b${schema}_(app|auditor)\\b"?`, 'g'), 'evident_$1')
     .replace(new RegExp(`"?\\b${schema}\\b"?`, 'g'), 'evident')
     .replace(/\n{3,}/g, '\n\n')
     .trim();

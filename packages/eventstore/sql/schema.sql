@@ -11,6 +11,44 @@
 CREATE SCHEMA evident;
 
 --
+-- Name: chain_step(bytea, bytea, bytea); Type: FUNCTION; Schema: evident; Owner: -
+--
+
+CREATE FUNCTION evident.chain_step(state bytea, base bytea, digest bytea) RETURNS bytea
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+  select sha256(coalesce(state, base, '\x'::bytea) || digest)
+$$;
+
+--
+-- Name: current_tenant(); Type: FUNCTION; Schema: evident; Owner: -
+--
+
+CREATE FUNCTION evident.current_tenant() RETURNS text
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+  select nullif(current_setting('evident.tenant_id', true), '')
+$$;
+
+--
+-- Name: event_digest(text, text, bigint, uuid, text, integer, jsonb, jsonb, text, text, text, text, text, text, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: evident; Owner: -
+--
+
+CREATE FUNCTION evident.event_digest(stream_type text, stream_id text, stream_version bigint, event_id uuid, event_type text, schema_version integer, data jsonb, metadata jsonb, correlation_id text, causation_id text, source text, actor_id text, actor_role text, tenant_id text, occurred_at timestamp with time zone, recorded_at timestamp with time zone) RETURNS bytea
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+  select convert_to(
+    stream_type || chr(31) || stream_id || chr(31) || stream_version::text || chr(31) ||
+    event_id::text || chr(31) || event_type || chr(31) || schema_version::text || chr(31) ||
+    data::text || chr(31) || metadata::text || chr(31) || correlation_id || chr(31) ||
+    causation_id || chr(31) || source || chr(31) || actor_id || chr(31) || actor_role ||
+    chr(31) || coalesce(tenant_id, '') || chr(31) ||
+    ((extract(epoch from occurred_at) * 1000)::int8)::text || chr(31) ||
+    ((extract(epoch from recorded_at) * 1000)::int8)::text,
+    'UTF8')
+$$;
+
+--
 -- Name: refuse_event_change(); Type: FUNCTION; Schema: evident; Owner: -
 --
 
@@ -22,6 +60,27 @@ begin
     using errcode = 'EV001', hint = 'record a new event that corrects or supersedes the old one';
 end;
 $$;
+
+--
+-- Name: refuse_missing_stream(); Type: FUNCTION; Schema: evident; Owner: -
+--
+
+CREATE FUNCTION evident.refuse_missing_stream() RETURNS bigint
+    LANGUAGE plpgsql
+    AS $$
+begin
+  raise exception 'the stream does not exist' using errcode = 'EV409';
+end;
+$$;
+
+--
+-- Name: chain(bytea, bytea); Type: AGGREGATE; Schema: evident; Owner: -
+--
+
+CREATE AGGREGATE evident.chain(bytea, bytea) (
+    SFUNC = evident.chain_step,
+    STYPE = bytea
+);
 
 --
 -- Name: events; Type: TABLE; Schema: evident; Owner: -
@@ -43,12 +102,15 @@ CREATE TABLE evident.events (
     source text NOT NULL,
     actor_id text NOT NULL,
     actor_role text NOT NULL,
-    tenant_id text,
+    tenant_id text DEFAULT evident.current_tenant(),
     occurred_at timestamp with time zone NOT NULL,
     recorded_at timestamp with time zone DEFAULT date_trunc('milliseconds'::text, now()) NOT NULL,
+    hash bytea,
     CONSTRAINT events_schema_version_check CHECK ((schema_version > 0)),
     CONSTRAINT events_stream_version_check CHECK ((stream_version > 0))
 );
+
+ALTER TABLE ONLY evident.events FORCE ROW LEVEL SECURITY;
 
 --
 -- Name: events_global_position_seq; Type: SEQUENCE; Schema: evident; Owner: -
@@ -56,6 +118,44 @@ CREATE TABLE evident.events (
 
 ALTER TABLE evident.events ALTER COLUMN global_position ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME evident.events_global_position_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
+-- Name: integrity_checkpoint_heads; Type: TABLE; Schema: evident; Owner: -
+--
+
+CREATE TABLE evident.integrity_checkpoint_heads (
+    checkpoint_id bigint NOT NULL,
+    stream_type text NOT NULL,
+    stream_id text NOT NULL,
+    version bigint NOT NULL,
+    hash bytea NOT NULL
+);
+
+--
+-- Name: integrity_checkpoints; Type: TABLE; Schema: evident; Owner: -
+--
+
+CREATE TABLE evident.integrity_checkpoints (
+    id bigint NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    key_id text NOT NULL,
+    stream_count integer NOT NULL,
+    digest bytea NOT NULL,
+    signature bytea NOT NULL
+);
+
+--
+-- Name: integrity_checkpoints_id_seq; Type: SEQUENCE; Schema: evident; Owner: -
+--
+
+ALTER TABLE evident.integrity_checkpoints ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME evident.integrity_checkpoints_id_seq
     START WITH 1
     INCREMENT BY 1
     NO MINVALUE
@@ -130,8 +230,11 @@ CREATE TABLE evident.snapshots (
     schema_version integer NOT NULL,
     stream_version bigint NOT NULL,
     state jsonb NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    tenant_id text DEFAULT evident.current_tenant()
 );
+
+ALTER TABLE ONLY evident.snapshots FORCE ROW LEVEL SECURITY;
 
 --
 -- Name: streams; Type: TABLE; Schema: evident; Owner: -
@@ -142,8 +245,13 @@ CREATE TABLE evident.streams (
     stream_id text NOT NULL,
     version bigint NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    tenant_id text DEFAULT evident.current_tenant(),
+    last_hash bytea,
+    chain_base bytea,
     CONSTRAINT streams_version_check CHECK ((version > 0))
 );
+
+ALTER TABLE ONLY evident.streams FORCE ROW LEVEL SECURITY;
 
 --
 -- Name: subscriptions; Type: TABLE; Schema: evident; Owner: -
@@ -168,6 +276,20 @@ ALTER TABLE ONLY evident.events
 
 ALTER TABLE ONLY evident.events
     ADD CONSTRAINT events_pkey PRIMARY KEY (stream_type, stream_id, stream_version);
+
+--
+-- Name: integrity_checkpoint_heads integrity_checkpoint_heads_pkey; Type: CONSTRAINT; Schema: evident; Owner: -
+--
+
+ALTER TABLE ONLY evident.integrity_checkpoint_heads
+    ADD CONSTRAINT integrity_checkpoint_heads_pkey PRIMARY KEY (checkpoint_id, stream_type, stream_id);
+
+--
+-- Name: integrity_checkpoints integrity_checkpoints_pkey; Type: CONSTRAINT; Schema: evident; Owner: -
+--
+
+ALTER TABLE ONLY evident.integrity_checkpoints
+    ADD CONSTRAINT integrity_checkpoints_pkey PRIMARY KEY (id);
 
 --
 -- Name: migrations migrations_pkey; Type: CONSTRAINT; Schema: evident; Owner: -
@@ -247,6 +369,67 @@ CREATE TRIGGER events_refuse_truncate BEFORE TRUNCATE ON evident.events FOR EACH
 --
 
 CREATE TRIGGER events_refuse_update_delete BEFORE DELETE OR UPDATE ON evident.events FOR EACH ROW EXECUTE FUNCTION evident.refuse_event_change();
+
+--
+-- Name: integrity_checkpoint_heads integrity_checkpoint_heads_checkpoint_id_fkey; Type: FK CONSTRAINT; Schema: evident; Owner: -
+--
+
+ALTER TABLE ONLY evident.integrity_checkpoint_heads
+    ADD CONSTRAINT integrity_checkpoint_heads_checkpoint_id_fkey FOREIGN KEY (checkpoint_id) REFERENCES evident.integrity_checkpoints(id);
+
+--
+-- Name: events auditor_reads_all; Type: POLICY; Schema: evident; Owner: -
+--
+
+CREATE POLICY auditor_reads_all ON evident.events FOR SELECT TO evident_auditor USING (true);
+
+--
+-- Name: snapshots auditor_reads_all; Type: POLICY; Schema: evident; Owner: -
+--
+
+CREATE POLICY auditor_reads_all ON evident.snapshots FOR SELECT TO evident_auditor USING (true);
+
+--
+-- Name: streams auditor_reads_all; Type: POLICY; Schema: evident; Owner: -
+--
+
+CREATE POLICY auditor_reads_all ON evident.streams FOR SELECT TO evident_auditor USING (true);
+
+--
+-- Name: events; Type: ROW SECURITY; Schema: evident; Owner: -
+--
+
+ALTER TABLE evident.events ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: snapshots; Type: ROW SECURITY; Schema: evident; Owner: -
+--
+
+ALTER TABLE evident.snapshots ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: streams; Type: ROW SECURITY; Schema: evident; Owner: -
+--
+
+ALTER TABLE evident.streams ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: events tenant_isolation; Type: POLICY; Schema: evident; Owner: -
+--
+
+CREATE POLICY tenant_isolation ON evident.events USING ((NOT (tenant_id IS DISTINCT FROM evident.current_tenant()))) WITH CHECK ((NOT (tenant_id IS DISTINCT FROM evident.current_tenant())));
+
+--
+-- Name: snapshots tenant_isolation; Type: POLICY; Schema: evident; Owner: -
+--
+
+CREATE POLICY tenant_isolation ON evident.snapshots USING ((NOT (tenant_id IS DISTINCT FROM evident.current_tenant()))) WITH CHECK ((NOT (tenant_id IS DISTINCT FROM evident.current_tenant())));
+
+--
+-- Name: streams tenant_isolation; Type: POLICY; Schema: evident; Owner: -
+--
+
+CREATE POLICY tenant_isolation ON evident.streams USING ((NOT (tenant_id IS DISTINCT FROM evident.current_tenant()))) WITH CHECK ((NOT (tenant_id IS DISTINCT FROM evident.current_tenant())));
 
 --
 --

@@ -111,3 +111,41 @@ export function fromPGlite(db: PGlite): Database {
     },
   };
 }
+
+/**
+ * The same database, with every query and transaction run as `tenant`: the tenant is set with
+ * `set_config('evident.tenant_id', tenant, true)` at the start of each transaction, so row-level
+ * security applies and a pooled connection never carries it into someone else's request. A
+ * single query becomes a short transaction (the append has its own one-statement path).
+ */
+export function scopeToTenant(db: Database, tenant: string): Database {
+  const setTenant = (tx: Queryable) =>
+    tx.query("select set_config('evident.tenant_id', $1, true)", [tenant], 'evident_set_tenant');
+  return {
+    kind: db.kind,
+    ...(db.pool ? { pool: db.pool } : {}),
+    ...(db.pglite ? { pglite: db.pglite } : {}),
+    query: (text, params, name) =>
+      db.transaction(async (tx) => {
+        await setTenant(tx);
+        return tx.query(text, params, name);
+      }),
+    exec: (sql) =>
+      db.transaction(async (tx) => {
+        await setTenant(tx);
+        await tx.exec(sql);
+      }),
+    transaction: (fn) =>
+      db.transaction(async (tx) => {
+        await setTenant(tx);
+        return fn(tx);
+      }),
+    // The unscoped database belongs to the store that opened it.
+    close: async () => {},
+  };
+}
+
+/** The same database, but `close()` leaves it open (for stores derived from another one). */
+export function nonClosing(db: Database): Database {
+  return { ...db, close: async () => {} };
+}

@@ -9,6 +9,8 @@ export type EventStoreErrorCode =
   | 'BATCH_TOO_LARGE'
   | 'MIGRATION_FAILED'
   | 'SUBSCRIPTION_TIMEOUT'
+  | 'STREAM_NOT_ACCESSIBLE'
+  | 'INTEGRITY_KEY_INVALID'
   | 'EVENT_NOT_FOUND';
 
 /** Base class of the store's errors. */

@@ -35,7 +35,9 @@ import {
   fromConnectionString,
   fromPGlite,
   fromPool,
+  nonClosing,
   type Queryable,
+  scopeToTenant,
 } from './database.js';
 import { ConcurrencyError, DuplicateEventError, EventStoreError } from './errors.js';
 import { type ExpectedVersion, expectedVersionCode } from './expectedVersion.js';
@@ -88,6 +90,18 @@ export type EventStoreOptions = EventStoreConnection & {
   /** PostgreSQL schema holding the store's tables. @defaultValue 'evident' */
   readonly schema?: string;
   readonly limits?: EventStoreLimits;
+  /**
+   * The tenant this store reads and writes as: every stream, event and snapshot it writes carries
+   * it, and row-level security hides every other tenant's rows from it. See also `forTenant`.
+   * @defaultValue none: the store sees only rows without a tenant
+   */
+  readonly tenant?: string;
+  /**
+   * Chain each stream's events with SHA-256 so tampering is detectable (`verifyStream`,
+   * `verifyAll`). Turn off only for benchmarks or stores that need no tamper evidence.
+   * @defaultValue true
+   */
+  readonly integrity?: boolean;
   /** Pool size when the store opens its own pool from a connection string. @defaultValue 16 */
   readonly poolSize?: number;
   /**
@@ -225,6 +239,19 @@ export interface EventStore {
    * ```
    */
   subscribe(options: SubscribeOptions): Subscription;
+  /**
+   * The same store, on the same connections, as `tenant`. Closing it does not close the
+   * connections; close the store that opened them.
+   *
+   * @example
+   * ```ts
+   * const practice = store.forTenant('practice-9');
+   * await practice.append(claim, [submitted], { expectedVersion: 'no_stream' });
+   * ```
+   */
+  forTenant(tenant: string): EventStore;
+  /** The tenant this store acts as, if any. */
+  readonly tenant: string | undefined;
   /** Close the connections the store opened (a pool or PGlite passed in stays open). */
   close(): Promise<void>;
   /** The underlying database, for the packages built on the store (subscriptions, sagas). */
@@ -277,9 +304,7 @@ function checkNames(name: string, value: readonly string[] | undefined, pattern:
  * @throws InvalidArgumentError when the schema name or limits are malformed.
  */
 export function createEventStore(options: EventStoreOptions): EventStore {
-  const schema = assertIdentifier('schema', options.schema ?? 'evident');
-  const limits = { ...defaultEventStoreLimits, ...options.limits };
-  const db: Database = options.pglite
+  const raw: Database = options.pglite
     ? fromPGlite(options.pglite)
     : options.pool
       ? fromPool(options.pool, false)
@@ -290,6 +315,26 @@ export function createEventStore(options: EventStoreOptions): EventStore {
               'createEventStore needs one of pool, connectionString or pglite',
             );
           })();
+  return createStoreOn(raw, options);
+}
+
+const tenantPattern = envelopePatterns.token;
+
+function createStoreOn(raw: Database, options: EventStoreOptions): EventStore {
+  const schema = assertIdentifier('schema', options.schema ?? 'evident');
+  const limits = { ...defaultEventStoreLimits, ...options.limits };
+  const tenant = options.tenant;
+  if (
+    tenant !== undefined &&
+    (typeof tenant !== 'string' || tenant.length > 128 || !tenantPattern.test(tenant))
+  ) {
+    throw new InvalidArgumentError(`tenant must be 1-128 characters matching ${tenantPattern}`);
+  }
+  const integrity = options.integrity ?? true;
+  // Everything but the append itself runs through `db`, which sets the tenant per transaction;
+  // the append statement sets it on its own (see appendSql.ts).
+  const db: Database = tenant === undefined ? raw : scopeToTenant(raw, tenant);
+  const tenantParameter = tenant ?? '';
   const s = quoteIdentifier(schema);
 
   const sql = {
@@ -325,7 +370,7 @@ export function createEventStore(options: EventStoreOptions): EventStore {
       shape,
       Object.fromEntries(
         appendModes.map((mode) => {
-          const text = appendStatement(s, mode, shape);
+          const text = appendStatement(s, mode, shape, integrity);
           return [mode, { text, name: statementName(text) }];
         }),
       ),
@@ -351,6 +396,13 @@ export function createEventStore(options: EventStoreOptions): EventStore {
     let single: Encoded['single'];
     for (let i = 0; i < events.length; i++) {
       const e = assertEnvelope(events[i]);
+      if (e.tenantId !== undefined && e.tenantId !== tenant) {
+        throw new InvalidArgumentError(
+          tenant === undefined
+            ? `event ${i} names a tenant but this store has none: create the store with { tenant } or use store.forTenant()`
+            : `event ${i} names a different tenant than this store's`,
+        );
+      }
       assertJson(e.data, { maxDepth: limits.maxDepth });
       assertJson(e.metadata, { maxDepth: limits.maxDepth });
       const data = JSON.stringify(e.data);
@@ -414,14 +466,31 @@ export function createEventStore(options: EventStoreOptions): EventStore {
           encoded.single.envelope,
           encoded.single.data,
           encoded.single.metadata,
+          tenantParameter,
         )
-      : [stream.type, stream.id, encoded.count, encoded.json];
+      : [stream.type, stream.id, encoded.count, encoded.json, tenantParameter];
     if (mode === 'version') params.push(expectedVersion);
     const statement = appendSql[shape][mode];
-    const rows = await q.query<AppendedRow>(statement.text, params, statement.name);
+    // The unscoped connection runs outside any transaction: its follow-up reads go through the
+    // tenant-scoped one. Inside a transaction, the transaction already has the tenant.
+    const reader = q === raw ? db : q;
+    let rows: AppendedRow[];
+    try {
+      rows = await q.query<AppendedRow>(statement.text, params, statement.name);
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      if (code === 'EV409') throw new ConcurrencyError(stream, expectedVersion, 0);
+      if (code === '42501' && /row-level security/.test(String((error as Error).message))) {
+        throw new EventStoreError(
+          'STREAM_NOT_ACCESSIBLE',
+          `the ${stream.type} stream is not accessible to this store (another tenant's)`,
+        );
+      }
+      throw error;
+    }
     const last = rows[rows.length - 1];
     if (!last) {
-      throw new ConcurrencyError(stream, expectedVersion, await currentVersion(q, stream));
+      throw new ConcurrencyError(stream, expectedVersion, await currentVersion(reader, stream));
     }
     if (inlineEvents) await inline.apply(q, stream, inlineEvents, rows);
     const position = Number(last.global_position);
@@ -520,10 +589,11 @@ export function createEventStore(options: EventStoreOptions): EventStore {
 
   const store: EventStore = {
     schema,
+    tenant,
     database: db,
 
     async migrate(migrateOptions) {
-      const result = await migrate(db, schema, 'eventstore', storeMigrations(), migrateOptions);
+      const result = await migrate(raw, schema, 'eventstore', storeMigrations(), migrateOptions);
       await inline.prepare(db);
       return result;
     },
@@ -543,7 +613,7 @@ export function createEventStore(options: EventStoreOptions): EventStore {
               await inline.lock(tx);
               return appendEncoded(tx, stream, encoded, expectedVersion, events);
             })
-          : await appendEncoded(db, stream, encoded, expectedVersion);
+          : await appendEncoded(raw, stream, encoded, expectedVersion);
         notifier.ring();
         return result;
       } catch (error) {
@@ -725,14 +795,18 @@ export function createEventStore(options: EventStoreOptions): EventStore {
 
     subscribe: (subscribeOptions) => subscriptions(subscribeOptions),
 
+    forTenant(id) {
+      return createStoreOn(nonClosing(raw), { ...options, tenant: id });
+    },
+
     async close() {
       notifier.close();
-      await db.close();
+      await raw.close();
     },
   };
   const aggregates = createAggregates(store, db);
   const inline = createInlineProjections(schema, options.inlineProjections ?? []);
-  const notifier = createNotifier(db, schema, options.notify);
-  const subscriptions = createSubscriptions(store, db, notifier);
+  const notifier = createNotifier(raw, schema, options.notify);
+  const subscriptions = createSubscriptions(store, db, notifier, tenant);
   return store;
 }

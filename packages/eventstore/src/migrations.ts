@@ -64,20 +64,29 @@ export function loadMigrations(directory: string): Promise<readonly Migration[]>
 }
 
 /**
- * Substitute the only values a migration file is parameterized by: `{{schema}}` and
- * `{{app_role}}` (quoted identifiers) and `{{app_role_literal}}` (a quoted string).
+ * Substitute the only values a migration file is parameterized by: `{{schema}}`, `{{app_role}}`
+ * and `{{auditor_role}}` (quoted identifiers), and `{{app_role_literal}}` and
+ * `{{auditor_role_literal}}` (quoted strings).
  */
 export function renderMigration(sql: string, schema: string): string {
   const role = applicationRole(schema);
+  const auditor = auditorRole(schema);
   return sql
     .replaceAll('{{schema}}', quoteIdentifier(schema))
     .replaceAll('{{app_role}}', quoteIdentifier(role))
-    .replaceAll('{{app_role_literal}}', `'${role}'`);
+    .replaceAll('{{app_role_literal}}', `'${role}'`)
+    .replaceAll('{{auditor_role}}', quoteIdentifier(auditor))
+    .replaceAll('{{auditor_role_literal}}', `'${auditor}'`);
 }
 
 /** Name of the least-privilege role the migrations create for a schema. */
 export function applicationRole(schema: string): string {
   return `${schema}_app`;
+}
+
+/** Name of the read-only role that sees every tenant (integrity checks, archive, reports). */
+export function auditorRole(schema: string): string {
+  return `${schema}_auditor`;
 }
 
 // Works from src/ (tests, tsx) and from dist/ (published): sql/ sits beside both.

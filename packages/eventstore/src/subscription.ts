@@ -156,7 +156,12 @@ const sleep = (ms: number, signal: AbortSignal) =>
 // In-process leases, for PGlite (one session: advisory locks cannot tell instances apart).
 const localLeases = new Set<string>();
 
-export function createSubscriptions(store: EventStore, db: Database, notifier: Notifier) {
+export function createSubscriptions(
+  store: EventStore,
+  db: Database,
+  notifier: Notifier,
+  tenant?: string,
+) {
   const s = quoteIdentifier(store.schema);
   const sql = {
     load: `select checkpoint from ${s}.subscriptions where name = $1`,
@@ -217,7 +222,9 @@ export function createSubscriptions(store: EventStore, db: Database, notifier: N
     const takeoverIntervalMs = options.takeoverIntervalMs ?? 1000;
     const types = options.filter?.types ? [...options.filter.types] : undefined;
     const streamTypes = options.filter?.streamTypes ? [...options.filter.streamTypes] : undefined;
-    const leaseKey = `${store.schema}:${name}`;
+    // A tenant's subscriptions are its own: the same name in two tenants is two subscriptions.
+    const key = tenant === undefined ? name : `${name}@${tenant}`;
+    const leaseKey = `${store.schema}:${key}`;
 
     const abort = new AbortController();
     options.signal?.addEventListener('abort', () => void subscription.stop(), { once: true });
@@ -331,12 +338,8 @@ export function createSubscriptions(store: EventStore, db: Database, notifier: N
         decodeCheckpoint(options.from);
         initial = options.from;
       }
-      await db.query(sql.init, [name, initial], statementName(sql.init));
-      const rows = await db.query<{ checkpoint: string }>(
-        sql.load,
-        [name],
-        statementName(sql.load),
-      );
+      await db.query(sql.init, [key, initial], statementName(sql.init));
+      const rows = await db.query<{ checkpoint: string }>(sql.load, [key], statementName(sql.load));
       checkpoint = persisted = rows[0]!.checkpoint as Checkpoint;
     }
 
@@ -344,7 +347,7 @@ export function createSubscriptions(store: EventStore, db: Database, notifier: N
       if (next === persisted) return;
       const rows = await tx.query<{ name: string }>(
         `${sql.save} returning name`,
-        [name, persisted, next],
+        [key, persisted, next],
         statementName(sql.save),
       );
       if (rows.length === 0) throw new FencedError();
@@ -389,7 +392,7 @@ export function createSubscriptions(store: EventStore, db: Database, notifier: N
             if (exhausted === 'stop') return false;
             await db.transaction(async (tx) => {
               await tx.query(sql.park, [
-                name,
+                key,
                 event.id,
                 event.type,
                 event.checkpoint,
@@ -512,7 +515,7 @@ export function createSubscriptions(store: EventStore, db: Database, notifier: N
           [transactionId, position, types ?? null, streamTypes ?? null],
           statementName(sql.lag),
         );
-        const [parked] = await db.query<{ n: string | number }>(sql.parkedCount, [name]);
+        const [parked] = await db.query<{ n: string | number }>(sql.parkedCount, [key]);
         return {
           name,
           state,
@@ -559,10 +562,10 @@ export function createSubscriptions(store: EventStore, db: Database, notifier: N
           error: ErrorSummary;
           attempts: number;
           parked_at: string | number;
-        }>(sql.parkedList, [name]);
+        }>(sql.parkedList, [key]);
         return rows.map((r) => ({
           id: Number(r.id),
-          subscription: r.subscription,
+          subscription: name,
           eventId: r.event_id,
           eventType: r.event_type,
           checkpoint: r.checkpoint as Checkpoint,
@@ -575,7 +578,7 @@ export function createSubscriptions(store: EventStore, db: Database, notifier: N
         // Read before the transaction: PGlite has one session, and a read outside an open
         // transaction would wait for it to end.
         const [row] = await db.query<{ event_id: string; status: string }>(sql.parkedOne, [
-          name,
+          key,
           id,
         ]);
         if (row?.status !== 'parked') {
@@ -584,7 +587,7 @@ export function createSubscriptions(store: EventStore, db: Database, notifier: N
         const event = await findEvent(row.event_id);
         await db.transaction(async (tx) => {
           const resolved = await tx.query(`${sql.resolve} returning id`, [
-            name,
+            key,
             id,
             'retried',
             null,
@@ -601,7 +604,7 @@ export function createSubscriptions(store: EventStore, db: Database, notifier: N
           throw new InvalidArgumentError('skipping a parked event needs { actor, reason }');
         }
         const rows = await db.query<{ id: number }>(`${sql.resolve} returning id`, [
-          name,
+          key,
           id,
           'skipped',
           resolution.actor,

@@ -145,8 +145,10 @@ export function eventStoreContract(name: string, factory: StoreFactory): void {
           data: { coverage: 'active', nested: { list: [1, 'two', null, true] } },
         });
         const before = Date.now();
-        await store.append(s, [e], { expectedVersion: 'no_stream' });
-        const [read] = await store.readStream(s);
+        // The envelope names its tenant, so it goes through that tenant's view of the store.
+        const practice = store.forTenant('practice-9');
+        await practice.append(s, [e], { expectedVersion: 'no_stream' });
+        const [read] = await practice.readStream(s);
         expect(read).toMatchObject({
           id: e.id,
           type: 'EligibilityVerified',

@@ -90,14 +90,13 @@ export function durableMachineContract(name: string, factory: StoreFactory): voi
         await durable.send(
           id,
           { type: 'SUBMIT', pages: 2 },
-          { actor: reviewer, correlationId: 'journey-1', causationId: 'cmd-42', tenantId: 't-1' },
+          { actor: reviewer, correlationId: 'journey-1', causationId: 'cmd-42' },
         );
         const [, step] = await store.readStream({ type: 'document', id });
         expect(step).toMatchObject({
           actor: reviewer,
           correlationId: 'journey-1',
           causationId: 'cmd-42',
-          tenantId: 't-1',
         });
         expect((await store.readByCorrelation('journey-1')).map((e) => e.streamVersion)).toEqual([
           1, 2,
