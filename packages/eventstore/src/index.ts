@@ -46,8 +46,21 @@ export {
 } from './eventStore.js';
 export type { ExpectedVersion } from './expectedVersion.js';
 export {
+  type BrokenLink,
+  type BrokenLinkReason,
+  type CheckpointProblem,
+  createIntegrityCheckpoint,
+  type IntegrityCheckpoint,
+  startIntegrityCheckpoints,
+  type VerifyResult,
+  verifyAll,
+  verifyIntegrityCheckpoints,
+  verifyStream,
+} from './integrity.js';
+export {
   applicationRole,
   applyMigrations,
+  auditorRole,
   type ComponentMigrations,
   type MigrateOptions,
   type MigrateResult,
