@@ -81,59 +81,90 @@ const insertSql = (rowsPerStatement: number) => {
 };
 
 async function main() {
+  // The ceiling's own connections; the stores open theirs as users' stores do.
   const pool = new pg.Pool({ connectionString: url, max: writers });
-  const store = createEventStore({ pool, schema });
+  const store = createEventStore({ connectionString: url, poolSize: writers, schema });
   await store.migrate();
   // The ceiling table: the events table's shape exactly (columns, identity, defaults, indexes),
   // without the store's logic around it.
   await pool.query(`create table "${schema}".ceiling (like "${schema}".events including all)`);
 
-  const single = { store: [] as number[], ceiling: [] as number[] };
-  const batch = { store: [] as number[], ceiling: [] as number[] };
-  let run = 0;
-  for (let round = 0; round < rounds; round++) {
-    run += 1;
+  // The store as shipped (hash chain on, no tenant), with the hash chain off, and as a tenant
+  // (row-level security and the chain on). Each round measures all of them and the ceilings.
+  const variants = {
+    store,
+    integrityOff: createEventStore({
+      connectionString: url,
+      poolSize: writers,
+      schema,
+      integrity: false,
+    }),
+    tenant: createEventStore({
+      connectionString: url,
+      poolSize: writers,
+      schema,
+      tenant: 'practice-9',
+    }),
+  };
+  type Variant = keyof typeof variants;
+  const figures = {
+    single: {
+      ceiling: [] as number[],
+      store: [] as number[],
+      integrityOff: [] as number[],
+      tenant: [] as number[],
+    },
+    batch: {
+      ceiling: [] as number[],
+      store: [] as number[],
+      integrityOff: [] as number[],
+      tenant: [] as number[],
+    },
+  };
+  const appendLoop = (variant: Variant, prefix: string, size: number) => {
     const versions = new Array<number>(writers).fill(0);
-    single.ceiling.push(
-      await throughput(writers, seconds * 1000, async (lane, i) => {
-        await pool.query(insertSql(1), row(`r${run}-w${lane}`, i + 1, envelope()));
-        return 1;
-      }),
-    );
-    single.store.push(
-      await throughput(writers, seconds * 1000, async (lane) => {
-        const result = await store.append({ type: 'claim', id: `r${run}-w${lane}` }, [envelope()], {
+    return throughput(writers, seconds * 1000, async (lane) => {
+      const events = Array.from({ length: size }, envelope);
+      const result = await variants[variant].append(
+        { type: 'claim', id: `${prefix}-w${lane}` },
+        events,
+        {
           expectedVersion: versions[lane]!,
-        });
-        versions[lane] = result.nextExpectedVersion;
+        },
+      );
+      versions[lane] = result.nextExpectedVersion;
+      return size;
+    });
+  };
+  const batchSql = insertSql(100);
+  for (let round = 0; round < rounds; round++) {
+    figures.single.ceiling.push(
+      await throughput(writers, seconds * 1000, async (lane, i) => {
+        await pool.query(insertSql(1), row(`c${round}-w${lane}`, i + 1, envelope()));
         return 1;
       }),
     );
-    const batchSql = insertSql(100);
-    batch.ceiling.push(
+    for (const variant of Object.keys(variants) as Variant[]) {
+      figures.single[variant].push(await appendLoop(variant, `s${round}-${variant}`, 1));
+    }
+    figures.batch.ceiling.push(
       await throughput(writers, seconds * 1000, async (lane, i) => {
         const params = Array.from({ length: 100 }, (_, k) =>
-          row(`b${run}-w${lane}`, i * 100 + k + 1, envelope()),
+          row(`cb${round}-w${lane}`, i * 100 + k + 1, envelope()),
         ).flat();
         await pool.query(batchSql, params);
         return 100;
       }),
     );
-    const batchVersions = new Array<number>(writers).fill(0);
-    batch.store.push(
-      await throughput(writers, seconds * 1000, async (lane) => {
-        const events = Array.from({ length: 100 }, envelope);
-        const result = await store.append({ type: 'claim', id: `b${run}-w${lane}` }, events, {
-          expectedVersion: batchVersions[lane]!,
-        });
-        batchVersions[lane] = result.nextExpectedVersion;
-        return 100;
-      }),
-    );
+    for (const variant of Object.keys(variants) as Variant[]) {
+      figures.batch[variant].push(await appendLoop(variant, `b${round}-${variant}`, 100));
+    }
   }
+  const single = figures.single;
+  const batch = figures.batch;
   report({
     bench: 'eventstore.append.single',
-    description: `single-event appends with expected-version checks, ${writers} writers`,
+    description: `single-event appends with expected-version checks and the hash chain, ${writers} writers`,
     value: median(single.store),
     unit: 'events/s',
     ceiling: median(single.ceiling),
@@ -143,7 +174,7 @@ async function main() {
   });
   report({
     bench: 'eventstore.append.batch100',
-    description: `100-event appends, ${writers} writers`,
+    description: `100-event appends with the hash chain, ${writers} writers`,
     value: median(batch.store),
     unit: 'events/s',
     ceiling: median(batch.ceiling),
@@ -151,7 +182,37 @@ async function main() {
     target: '>= 0.7 x ceiling',
     rounds: batch.store.map(Math.round),
   });
-
+  for (const [shape, f] of [
+    ['single', single],
+    ['batch100', batch],
+  ] as const) {
+    report({
+      bench: `eventstore.append.${shape}.integrityOff`,
+      description: 'the same appends with the hash chain off: the baseline for the two below',
+      value: median(f.integrityOff),
+      unit: 'events/s',
+      ceiling: median(f.ceiling),
+      ceilingName: 'plain INSERT (see eventstore.append.' + shape + ')',
+    });
+    report({
+      bench: `eventstore.append.${shape}.hashChain`,
+      description: 'hash chain on (the default) beside it off, same run',
+      value: median(f.store),
+      unit: 'events/s',
+      ceiling: median(f.integrityOff),
+      ceilingName: 'eventstore.append.' + shape + '.integrityOff',
+      target: '>= 0.9 x with it off',
+    });
+    report({
+      bench: `eventstore.append.${shape}.tenant`,
+      description: 'as a tenant (row-level security) with the hash chain, beside neither, same run',
+      value: median(f.tenant),
+      unit: 'events/s',
+      ceiling: median(f.integrityOff),
+      ceilingName: 'eventstore.append.' + shape + '.integrityOff',
+      target: '>= 0.9 x with them off',
+    });
+  }
   // Reads: one 1,000-event stream, read whole; and the same stream loaded as an aggregate that has
   // a snapshot (written every 50 events, so at most 49 events are folded after it).
   const long = { type: 'claim', id: 'long-1000' };
@@ -202,6 +263,7 @@ async function main() {
     target: '< 2 ms',
   });
 
+  await Promise.all(Object.values(variants).map((v) => v.close()));
   await pool.query(`drop schema "${schema}" cascade`);
   await pool.end();
 }

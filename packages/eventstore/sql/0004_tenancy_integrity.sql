@@ -13,41 +13,54 @@ alter table {{schema}}.streams add column tenant_id text default {{schema}}.curr
 -- Hash of the stream's last event, and of the one before the latest append (the batch's base).
 alter table {{schema}}.streams add column last_hash bytea;
 alter table {{schema}}.streams add column chain_base bytea;
+-- Every append rewrites its stream's row; room on the page keeps those updates HOT (no index
+-- maintenance) now that the row carries two hashes.
+alter table {{schema}}.streams set (fillfactor = 70);
 alter table {{schema}}.snapshots add column tenant_id text default {{schema}}.current_tenant();
 alter table {{schema}}.events alter column tenant_id set default {{schema}}.current_tenant();
--- sha256(previous event's hash || event_digest(this event)); see below.
+-- chain_link(previous event's hash, version, content_hash(event)); see below.
 alter table {{schema}}.events add column hash bytea;
 
 -- What an event's hash covers: every stored field, its stream, version and database time, the
--- payload as stored (ciphertext where fields are encrypted, so verifying needs no keys). Fields
--- are joined with the unit separator, which no allow-listed field and no jsonb text can contain.
--- Appends and the verifier both call this, so they cannot disagree.
-create function {{schema}}.event_digest(
-  stream_type text, stream_id text, stream_version bigint, event_id uuid, event_type text,
-  schema_version integer, data jsonb, metadata jsonb, correlation_id text, causation_id text,
-  source text, actor_id text, actor_role text, tenant_id text, occurred_at timestamptz,
-  recorded_at timestamptz
+-- payload as stored (ciphertext where fields are encrypted, so verifying needs no keys).
+--
+-- Two levels, so a batch hashes each event's (large) content once: content_hash is sha256 of the
+-- event's fields joined with the unit separator (which no allow-listed field and no jsonb text
+-- can contain), everything but its version; the chain link is
+--   hash = sha256(previous hash || version as 8 bytes || content_hash).
+-- Appends and the verifier call the same functions, so they cannot disagree.
+create function {{schema}}.content_hash(
+  stream_type text, stream_id text, event_id uuid, event_type text, schema_version integer,
+  data jsonb, metadata jsonb, correlation_id text, causation_id text, source text,
+  actor_id text, actor_role text, tenant_id text, occurred_at timestamptz, recorded_at timestamptz
 ) returns bytea
 language sql stable parallel safe as $$
-  select convert_to(
-    stream_type || chr(31) || stream_id || chr(31) || stream_version::text || chr(31) ||
-    event_id::text || chr(31) || event_type || chr(31) || schema_version::text || chr(31) ||
-    data::text || chr(31) || metadata::text || chr(31) || correlation_id || chr(31) ||
-    causation_id || chr(31) || source || chr(31) || actor_id || chr(31) || actor_role ||
-    chr(31) || coalesce(tenant_id, '') || chr(31) ||
+  select sha256(convert_to(
+    stream_type || chr(31) || stream_id || chr(31) || event_id::text || chr(31) || event_type ||
+    chr(31) || schema_version::text || chr(31) || data::text || chr(31) || metadata::text ||
+    chr(31) || correlation_id || chr(31) || causation_id || chr(31) || source || chr(31) ||
+    actor_id || chr(31) || actor_role || chr(31) || coalesce(tenant_id, '') || chr(31) ||
     ((extract(epoch from occurred_at) * 1000)::int8)::text || chr(31) ||
     ((extract(epoch from recorded_at) * 1000)::int8)::text,
-    'UTF8')
+    'UTF8'))
 $$;
 
--- One link of the chain, and the chain over a batch as an aggregate (also usable as a window
--- function for each event's own hash): state starts at the stream's last hash.
-create function {{schema}}.chain_step(state bytea, base bytea, digest bytea) returns bytea
+create function {{schema}}.chain_link(previous bytea, version bigint, content bytea) returns bytea
 language sql immutable parallel safe as $$
-  select sha256(coalesce(state, base, '\x'::bytea) || digest)
+  select sha256(coalesce(previous, '\x'::bytea) || int8send(version) || content)
 $$;
 
-create aggregate {{schema}}.chain(bytea, bytea) (
+-- The chain over a batch as an aggregate (and as a window function, each event's own hash):
+-- the state starts at the stream's last hash (`base`).
+create function {{schema}}.chain_step(state bytea, base bytea, version bigint, content bytea)
+returns bytea
+language plpgsql immutable parallel safe as $$
+begin
+  return sha256(coalesce(state, base, '\x'::bytea) || int8send(version) || content);
+end;
+$$;
+
+create aggregate {{schema}}.chain(bytea, bigint, bytea) (
   sfunc = {{schema}}.chain_step,
   stype = bytea
 );
@@ -116,7 +129,8 @@ create table {{schema}}.integrity_checkpoint_heads (
 );
 grant select, insert on {{schema}}.integrity_checkpoints, {{schema}}.integrity_checkpoint_heads
   to {{auditor_role}};
-grant execute on function {{schema}}.current_tenant(), {{schema}}.event_digest(text, text, bigint,
-  uuid, text, integer, jsonb, jsonb, text, text, text, text, text, text, timestamptz, timestamptz),
-  {{schema}}.chain_step(bytea, bytea, bytea), {{schema}}.refuse_missing_stream()
+grant execute on function {{schema}}.current_tenant(), {{schema}}.content_hash(text, text, uuid,
+  text, integer, jsonb, jsonb, text, text, text, text, text, text, timestamptz, timestamptz),
+  {{schema}}.chain_link(bytea, bigint, bytea), {{schema}}.chain_step(bytea, bytea, bigint, bytea),
+  {{schema}}.refuse_missing_stream()
   to {{app_role}}, {{auditor_role}};

@@ -11,13 +11,42 @@
 CREATE SCHEMA evident;
 
 --
--- Name: chain_step(bytea, bytea, bytea); Type: FUNCTION; Schema: evident; Owner: -
+-- Name: chain_link(bytea, bigint, bytea); Type: FUNCTION; Schema: evident; Owner: -
 --
 
-CREATE FUNCTION evident.chain_step(state bytea, base bytea, digest bytea) RETURNS bytea
+CREATE FUNCTION evident.chain_link(previous bytea, version bigint, content bytea) RETURNS bytea
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
-  select sha256(coalesce(state, base, '\x'::bytea) || digest)
+  select sha256(coalesce(previous, '\x'::bytea) || int8send(version) || content)
+$$;
+
+--
+-- Name: chain_step(bytea, bytea, bigint, bytea); Type: FUNCTION; Schema: evident; Owner: -
+--
+
+CREATE FUNCTION evident.chain_step(state bytea, base bytea, version bigint, content bytea) RETURNS bytea
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    AS $$
+begin
+  return sha256(coalesce(state, base, '\x'::bytea) || int8send(version) || content);
+end;
+$$;
+
+--
+-- Name: content_hash(text, text, uuid, text, integer, jsonb, jsonb, text, text, text, text, text, text, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: evident; Owner: -
+--
+
+CREATE FUNCTION evident.content_hash(stream_type text, stream_id text, event_id uuid, event_type text, schema_version integer, data jsonb, metadata jsonb, correlation_id text, causation_id text, source text, actor_id text, actor_role text, tenant_id text, occurred_at timestamp with time zone, recorded_at timestamp with time zone) RETURNS bytea
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+  select sha256(convert_to(
+    stream_type || chr(31) || stream_id || chr(31) || event_id::text || chr(31) || event_type ||
+    chr(31) || schema_version::text || chr(31) || data::text || chr(31) || metadata::text ||
+    chr(31) || correlation_id || chr(31) || causation_id || chr(31) || source || chr(31) ||
+    actor_id || chr(31) || actor_role || chr(31) || coalesce(tenant_id, '') || chr(31) ||
+    ((extract(epoch from occurred_at) * 1000)::int8)::text || chr(31) ||
+    ((extract(epoch from recorded_at) * 1000)::int8)::text,
+    'UTF8'))
 $$;
 
 --
@@ -28,24 +57,6 @@ CREATE FUNCTION evident.current_tenant() RETURNS text
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$
   select nullif(current_setting('evident.tenant_id', true), '')
-$$;
-
---
--- Name: event_digest(text, text, bigint, uuid, text, integer, jsonb, jsonb, text, text, text, text, text, text, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: evident; Owner: -
---
-
-CREATE FUNCTION evident.event_digest(stream_type text, stream_id text, stream_version bigint, event_id uuid, event_type text, schema_version integer, data jsonb, metadata jsonb, correlation_id text, causation_id text, source text, actor_id text, actor_role text, tenant_id text, occurred_at timestamp with time zone, recorded_at timestamp with time zone) RETURNS bytea
-    LANGUAGE sql STABLE PARALLEL SAFE
-    AS $$
-  select convert_to(
-    stream_type || chr(31) || stream_id || chr(31) || stream_version::text || chr(31) ||
-    event_id::text || chr(31) || event_type || chr(31) || schema_version::text || chr(31) ||
-    data::text || chr(31) || metadata::text || chr(31) || correlation_id || chr(31) ||
-    causation_id || chr(31) || source || chr(31) || actor_id || chr(31) || actor_role ||
-    chr(31) || coalesce(tenant_id, '') || chr(31) ||
-    ((extract(epoch from occurred_at) * 1000)::int8)::text || chr(31) ||
-    ((extract(epoch from recorded_at) * 1000)::int8)::text,
-    'UTF8')
 $$;
 
 --
@@ -74,10 +85,10 @@ end;
 $$;
 
 --
--- Name: chain(bytea, bytea); Type: AGGREGATE; Schema: evident; Owner: -
+-- Name: chain(bytea, bigint, bytea); Type: AGGREGATE; Schema: evident; Owner: -
 --
 
-CREATE AGGREGATE evident.chain(bytea, bytea) (
+CREATE AGGREGATE evident.chain(bytea, bigint, bytea) (
     SFUNC = evident.chain_step,
     STYPE = bytea
 );
@@ -249,7 +260,8 @@ CREATE TABLE evident.streams (
     last_hash bytea,
     chain_base bytea,
     CONSTRAINT streams_version_check CHECK ((version > 0))
-);
+)
+WITH (fillfactor='70');
 
 ALTER TABLE ONLY evident.streams FORCE ROW LEVEL SECURITY;
 

@@ -85,10 +85,11 @@ const docFields: Fields = {
 
 const recordedAt = "date_trunc('milliseconds', now())";
 
-function digest(schema: string, f: Fields, version: string): string {
-  return `${schema}.event_digest($1, $2, ${version}, ${f.eventId}, ${f.eventType},
-    ${f.schemaVersion}, ${f.data}, ${f.metadata}, ${f.correlationId}, ${f.causationId}, ${f.source},
-    ${f.actorId}, ${f.actorRole}, ${schema}.current_tenant(), ${f.occurredAt}, ${recordedAt})`;
+/** content_hash(...) of an event: everything but its version (see sql/0004_tenancy_integrity.sql). */
+function content(schema: string, f: Fields): string {
+  return `${schema}.content_hash($1, $2, ${f.eventId}, ${f.eventType}, ${f.schemaVersion}, ${f.data},
+    ${f.metadata}, ${f.correlationId}, ${f.causationId}, ${f.source}, ${f.actorId}, ${f.actorRole},
+    ${schema}.current_tenant(), ${f.occurredAt}, ${recordedAt})`;
 }
 
 export function appendStatement(
@@ -106,9 +107,9 @@ export function appendStatement(
     !integrity
       ? 'null::bytea'
       : one
-        ? `sha256(coalesce(${base}, '\\x'::bytea) || ${digest(schema, oneFields, firstVersion)})`
-        : `(select ${schema}.chain(${base}, ${digest(schema, docFields, `${firstVersion} - 1 + d.ord`)}
-             order by d.ord) from docs as d)`;
+        ? `${schema}.chain_link(${base}, ${firstVersion}, ${content(schema, oneFields)})`
+        : `(select ${schema}.chain(${base}, ${firstVersion} - 1 + d.ord, d.content order by d.ord)
+            from docs as d)`;
   const onConflict = {
     version: `do update set version = st.version + excluded.version, chain_base = st.last_hash,
                 last_hash = ${newHash('st.last_hash', 'st.version + 1')}
@@ -125,9 +126,12 @@ export function appendStatement(
       ? `case when c.inserted then ${schema}.refuse_missing_stream() else ${expr} end`
       : expr;
 
+  // Each event's content hash once, after the tenant is set (it is part of the content).
   const docs = one
     ? ''
-    : `docs as (select e.doc, e.ord from jsonb_array_elements($4::jsonb) with ordinality as e(doc, ord)),`;
+    : `docs as materialized (
+         select d.doc, d.ord, ${integrity ? content(schema, docFields) : 'null::bytea'} as content
+         from tenant, jsonb_array_elements($4::jsonb) with ordinality as d(doc, ord)),`;
   const rows = one
     ? `select $1, $2, ${version('c.version')}, ${oneFields.eventId}, ${oneFields.eventType},
               ${oneFields.schemaVersion}, ${oneFields.data}, ${oneFields.metadata},
@@ -143,8 +147,7 @@ export function appendStatement(
               ${docFields.occurredAt},
               ${
                 integrity
-                  ? `${schema}.chain(c.chain_base, ${digest(schema, docFields, 'c.version - $3 + d.ord')})
-                       over (order by d.ord)`
+                  ? `${schema}.chain(c.chain_base, c.version - $3 + d.ord, d.content) over (order by d.ord)`
                   : 'null::bytea'
               }
        from claimed as c, docs as d

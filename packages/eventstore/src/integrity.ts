@@ -5,7 +5,7 @@ import type { EventStore } from './eventStore.js';
 import { assertStreamId, quoteIdentifier, type StreamId } from './streamId.js';
 
 /**
- * Tamper evidence. Every event's `hash` is sha256(previous event's hash || event_digest(event)),
+ * Tamper evidence. Every event's `hash` is chain_link(previous hash, version, content_hash(event)),
  * computed by the append statement itself (sql/0004_tenancy_integrity.sql, src/appendSql.ts).
  * The verifier recomputes it in SQL with the same function, so the two cannot disagree, and it
  * needs no keys: the hash covers payloads as stored, ciphertext included.
@@ -50,11 +50,10 @@ function verificationSql(schema: string, oneStream: boolean): string {
     with links as (
       select stream_type, stream_id, stream_version,
              hash is null as unchained,
-             hash is not distinct from sha256(
-               coalesce(lag(hash) over w, '\\x'::bytea) ||
-               ${s}.event_digest(stream_type, stream_id, stream_version, event_id, event_type,
-                 schema_version, data, metadata, correlation_id, causation_id, source, actor_id,
-                 actor_role, tenant_id, occurred_at, recorded_at)) as valid,
+             hash is not distinct from ${s}.chain_link(lag(hash) over w, stream_version,
+               ${s}.content_hash(stream_type, stream_id, event_id, event_type, schema_version, data,
+                 metadata, correlation_id, causation_id, source, actor_id, actor_role, tenant_id,
+                 occurred_at, recorded_at)) as valid,
              coalesce(lag(stream_version) over w, 0) as previous_version
       from ${s}.events ${where}
       window w as (partition by stream_type, stream_id order by stream_version)
