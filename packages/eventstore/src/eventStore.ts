@@ -44,6 +44,7 @@ import { type ExpectedVersion, expectedVersionCode } from './expectedVersion.js'
 import { type AppendedRow, createInlineProjections } from './inlineProjections.js';
 import { type MigrateOptions, type MigrateResult, migrate, storeMigrations } from './migrations.js';
 import { createNotifier } from './notifier.js';
+import { createPhiCodec, type PhiOptions } from './phi.js';
 import type { Projection } from './projection.js';
 import {
   type EventRow,
@@ -102,6 +103,12 @@ export type EventStoreOptions = EventStoreConnection & {
    * @defaultValue true
    */
   readonly integrity?: boolean;
+  /**
+   * Encrypt the payload fields marked `phi: true` in these schemas, per subject (patient) data
+   * key wrapped by `keys`, and decrypt them on every read. A key provider that is down fails
+   * PHI reads and writes closed. @defaultValue PHI fields are stored as given
+   */
+  readonly phi?: PhiOptions;
   /** Pool size when the store opens its own pool from a connection string. @defaultValue 16 */
   readonly poolSize?: number;
   /**
@@ -336,6 +343,8 @@ function createStoreOn(raw: Database, options: EventStoreOptions): EventStore {
   const db: Database = tenant === undefined ? raw : scopeToTenant(raw, tenant);
   const tenantParameter = tenant ?? '';
   const s = quoteIdentifier(schema);
+  // Decrypt PHI fields for callers that configured a key provider; others read ciphertext.
+  const open = (events: RecordedEvent[]) => (phi ? phi.open(events) : Promise.resolve(events));
 
   const sql = {
     streamVersion: `select version from ${s}.streams where stream_type = $1 and stream_id = $2`,
@@ -605,7 +614,7 @@ function createStoreOn(raw: Database, options: EventStoreOptions): EventStore {
       }
       const { expectedVersion } = appendOptions;
       expectedVersionCode(expectedVersion);
-      const encoded = encode(events);
+      const encoded = encode(phi ? await phi.seal(stream, events, expectedVersion) : events);
       if (encoded.count === 0) return emptyAppend(stream, expectedVersion);
       try {
         const result = inline.handles(events)
@@ -623,11 +632,14 @@ function createStoreOn(raw: Database, options: EventStoreOptions): EventStore {
 
     async appendMany(requests) {
       if (!Array.isArray(requests)) throw new InvalidArgumentError('appendMany takes an array');
-      const prepared = requests.map((r, index) => {
-        assertStreamId(r.stream);
-        expectedVersionCode(r.expectedVersion);
-        return { ...r, index, encoded: encode(r.events) };
-      });
+      const prepared = await Promise.all(
+        requests.map(async (r, index) => {
+          assertStreamId(r.stream);
+          expectedVersionCode(r.expectedVersion);
+          const sealed = phi ? await phi.seal(r.stream, r.events, r.expectedVersion) : r.events;
+          return { ...r, index, encoded: encode(sealed) };
+        }),
+      );
       const keys = new Set(prepared.map((r) => `${r.stream.type}\u0000${r.stream.id}`));
       if (keys.size !== prepared.length) {
         throw new InvalidArgumentError('appendMany may name each stream once');
@@ -709,8 +721,10 @@ function createStoreOn(raw: Database, options: EventStoreOptions): EventStore {
       const text = forwards ? sql.readForwards : sql.readBackwards;
       const name = forwards ? names.readForwards : names.readBackwards;
       const page = async (start: number, count: number | null) =>
-        (await db.query<EventRow>(text, [stream.type, stream.id, start, to, count], name)).map(
-          toRecordedEvent,
+        open(
+          (await db.query<EventRow>(text, [stream.type, stream.id, start, to, count], name)).map(
+            toRecordedEvent,
+          ),
         );
 
       return {
@@ -753,7 +767,7 @@ function createStoreOn(raw: Database, options: EventStoreOptions): EventStore {
         names.readAll,
       );
       const horizon = rows[0]!.horizon;
-      const events = rows[0]!.event_id === null ? [] : rows.map(toRecordedEvent);
+      const events = rows[0]!.event_id === null ? [] : await open(rows.map(toRecordedEvent));
       if (events.length === limit) {
         return { events, checkpoint: events[events.length - 1]!.checkpoint, caughtUp: false };
       }
@@ -782,7 +796,7 @@ function createStoreOn(raw: Database, options: EventStoreOptions): EventStore {
         [correlationId, readOptions.limit ?? null],
         names.byCorrelation,
       );
-      return rows.map(toRecordedEvent);
+      return open(rows.map(toRecordedEvent));
     },
 
     async streamVersion(stream) {
@@ -804,6 +818,7 @@ function createStoreOn(raw: Database, options: EventStoreOptions): EventStore {
       await raw.close();
     },
   };
+  const phi = options.phi ? createPhiCodec(db, schema, options.phi) : undefined;
   const aggregates = createAggregates(store, db);
   const inline = createInlineProjections(schema, options.inlineProjections ?? []);
   const notifier = createNotifier(raw, schema, options.notify);

@@ -66,6 +66,14 @@ export {
   type MigrateResult,
 } from './migrations.js';
 export {
+  type KeyProvider,
+  localKeyProvider,
+  PhiError,
+  type PhiOptions,
+  type ShreddedValue,
+  shredSubject,
+} from './phi.js';
+export {
   defineProjection,
   type Projection,
   type ProjectionContext,
