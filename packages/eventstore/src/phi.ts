@@ -90,7 +90,7 @@ export interface ShreddedValue {
 const isSealed = (v: unknown): v is Sealed =>
   typeof v === 'object' && v !== null && (v as { $phi?: unknown }).$phi === 1;
 
-function unescape(segment: string): string {
+function unescapePointer(segment: string): string {
   return segment.replace(/~1/g, '/').replace(/~0/g, '~');
 }
 
@@ -99,7 +99,7 @@ function locations(
   data: unknown,
   path: string,
 ): Array<{ parent: Record<string, unknown> | unknown[]; key: string | number; pointer: string }> {
-  const segments = path.split('/').slice(1).map(unescape);
+  const segments = path.split('/').slice(1).map(unescapePointer);
   const out: Array<{
     parent: Record<string, unknown> | unknown[];
     key: string | number;
