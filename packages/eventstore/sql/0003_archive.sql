@@ -131,10 +131,10 @@ end;
 $$;
 
 -- Remove whole streams whose newest event is past the retention period and whose every event a
--- verified archive holds, at most `max_streams` of them; returns the number of events removed.
+-- verified archive holds, at most `max_streams` of them, and say how many streams and events went.
 -- Refused unless the retention policy allows purging. Owner only: not granted to anyone.
 create function {{schema}}.purge_archived_events(max_streams integer default 1000)
-returns bigint
+returns table (streams_removed integer, events_removed bigint)
 language plpgsql as $$
 declare
   rules         {{schema}}.retention_policy;
@@ -172,7 +172,8 @@ begin
   ) as b
   where b.ok;
   if verified is null then
-    return 0;
+    return query select 0, 0::bigint;
+    return;
   end if;
   through_tx := (('x' || left(verified, 16))::bit(64)::bigint)::text::xid8;
   through_pos := ('x' || right(verified, 16))::bit(64)::bigint;
@@ -222,7 +223,7 @@ begin
     insert into {{schema}}.archive_purges (streams, events, retain_for, verified_through)
     values (total_streams, total_events, rules.retain_for, verified);
   end if;
-  return total_events;
+  return query select total_streams, total_events;
 end;
 $$;
 
