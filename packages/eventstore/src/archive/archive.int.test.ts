@@ -299,4 +299,3 @@ describe.skipIf(!postgresUrl)('archive and replay on PostgreSQL', () => {
 describe('archive and replay on PGlite', () => {
   archiveContract(pgliteFactory());
 });
-
