@@ -1,5 +1,12 @@
 import { v7 as uuidv7 } from 'uuid';
 import { InvalidArgumentError } from './errors.js';
+import { traceMetadata } from './telemetry.js';
+
+function withTrace(metadata: Readonly<Record<string, unknown>>): Readonly<Record<string, unknown>> {
+  if (typeof metadata.traceparent === 'string') return metadata;
+  const trace = traceMetadata();
+  return trace.traceparent ? { ...metadata, ...trace } : metadata;
+}
 
 /**
  * Who caused an event: a person or a system, with the role it acted in.
@@ -284,7 +291,8 @@ export function createEnvelope<Type extends string, Data>(
     actor: input.actor ? { id: input.actor.id, role: input.actor.role } : input.actor,
     ...(input.tenantId === undefined ? {} : { tenantId: input.tenantId }),
     data: input.data,
-    metadata: input.metadata ?? {},
+    // The active trace context travels with the event unless the producer set it explicitly.
+    metadata: withTrace(input.metadata ?? {}),
   };
   assertEnvelope(envelope);
   return envelope;

@@ -49,3 +49,10 @@ export {
   type SerializationLimits,
   serialize,
 } from './serialization.js';
+export {
+  type Logger,
+  silentLogger,
+  traceContextOf,
+  traceMetadata,
+  traceMetadataKeys,
+} from './telemetry.js';

@@ -200,6 +200,8 @@ describe.skipIf(!postgresUrl)('concurrency and faults on PostgreSQL', () => {
     const child = spawn(
       process.execPath,
       [
+        // Workspace packages from their sources, as in the test itself (not a stale dist/).
+        '--conditions=@evident/source',
         '--import',
         'tsx',
         script,

@@ -5,6 +5,7 @@ import {
   type Envelope,
   envelopePatterns,
   InvalidArgumentError,
+  type Logger,
 } from '@evident/envelope';
 import type pg from 'pg';
 import {
@@ -39,10 +40,21 @@ import {
   type Queryable,
   scopeToTenant,
 } from './database.js';
-import { ConcurrencyError, DuplicateEventError, EventStoreError } from './errors.js';
+import {
+  ConcurrencyError,
+  DuplicateEventError,
+  EventStoreError,
+  isConcurrencyError,
+} from './errors.js';
 import { type ExpectedVersion, expectedVersionCode } from './expectedVersion.js';
 import { type AppendedRow, createInlineProjections } from './inlineProjections.js';
-import { type MigrateOptions, type MigrateResult, migrate, storeMigrations } from './migrations.js';
+import {
+  loadMigrations,
+  type MigrateOptions,
+  type MigrateResult,
+  migrate,
+  storeMigrations,
+} from './migrations.js';
 import { createNotifier } from './notifier.js';
 import { createPhiCodec, type PhiOptions } from './phi.js';
 import type { Projection } from './projection.js';
@@ -61,6 +73,7 @@ import {
   streamTypePattern,
 } from './streamId.js';
 import { createSubscriptions, type SubscribeOptions, type Subscription } from './subscription.js';
+import { metricsNow, SpanKind, traced } from './telemetry.js';
 
 /** Where the store keeps its tables: one of a pool, a connection string or a PGlite instance. */
 export type EventStoreConnection =
@@ -104,6 +117,11 @@ export type EventStoreOptions = EventStoreConnection & {
    */
   readonly integrity?: boolean;
   /**
+   * Where the store logs (pino-compatible): subscription leases, retries, parked events. Fields
+   * only, never payloads. @defaultValue silent
+   */
+  readonly logger?: Logger;
+  /**
    * Encrypt the payload fields marked `phi: true` in these schemas, per subject (patient) data
    * key wrapped by `keys`, and decrypt them on every read. A key provider that is down fails
    * PHI reads and writes closed. @defaultValue PHI fields are stored as given
@@ -124,6 +142,14 @@ export type EventStoreOptions = EventStoreConnection & {
    */
   readonly notify?: { readonly enabled?: boolean; readonly throttleMs?: number };
 };
+
+export interface StoreReadiness {
+  readonly ready: boolean;
+  readonly checks: {
+    readonly database: { readonly ok: boolean; readonly error?: string };
+    readonly migrations: { readonly ok: boolean; readonly pending: readonly string[] };
+  };
+}
 
 export interface AppendOptions {
   /** What the stream must look like for the append to go ahead. */
@@ -257,6 +283,19 @@ export interface EventStore {
    * ```
    */
   forTenant(tenant: string): EventStore;
+  /**
+   * For a service's readiness endpoint: the database answers and every migration this version of
+   * the package ships has been applied.
+   *
+   * @example
+   * ```ts
+   * app.get('/ready', async (_, res) => {
+   *   const { ready, checks } = await store.ready();
+   *   res.status(ready ? 200 : 503).json(checks);
+   * });
+   * ```
+   */
+  ready(): Promise<StoreReadiness>;
   /** The tenant this store acts as, if any. */
   readonly tenant: string | undefined;
   /** Close the connections the store opened (a pool or PGlite passed in stays open). */
@@ -596,6 +635,33 @@ function createStoreOn(raw: Database, options: EventStoreOptions): EventStore {
     return { nextExpectedVersion: actual, lastGlobalPosition: null, checkpoint: null };
   }
 
+  async function appendUntraced(
+    stream: StreamId,
+    events: readonly Envelope[],
+    appendOptions: AppendOptions,
+  ): Promise<AppendResult> {
+    assertStreamId(stream);
+    if (!appendOptions || typeof appendOptions !== 'object') {
+      throw new InvalidArgumentError('append needs options { expectedVersion }');
+    }
+    const { expectedVersion } = appendOptions;
+    expectedVersionCode(expectedVersion);
+    const encoded = encode(phi ? await phi.seal(stream, events, expectedVersion) : events);
+    if (encoded.count === 0) return emptyAppend(stream, expectedVersion);
+    try {
+      const result = inline.handles(events)
+        ? await db.transaction(async (tx) => {
+            await inline.lock(tx);
+            return appendEncoded(tx, stream, encoded, expectedVersion, events);
+          })
+        : await appendEncoded(raw, stream, encoded, expectedVersion);
+      notifier.ring();
+      return result;
+    } catch (error) {
+      return resolveRefusal(error, stream, events);
+    }
+  }
+
   const store: EventStore = {
     schema,
     tenant,
@@ -607,27 +673,39 @@ function createStoreOn(raw: Database, options: EventStoreOptions): EventStore {
       return result;
     },
 
-    async append(stream, events, appendOptions) {
-      assertStreamId(stream);
-      if (!appendOptions || typeof appendOptions !== 'object') {
-        throw new InvalidArgumentError('append needs options { expectedVersion }');
-      }
-      const { expectedVersion } = appendOptions;
-      expectedVersionCode(expectedVersion);
-      const encoded = encode(phi ? await phi.seal(stream, events, expectedVersion) : events);
-      if (encoded.count === 0) return emptyAppend(stream, expectedVersion);
-      try {
-        const result = inline.handles(events)
-          ? await db.transaction(async (tx) => {
-              await inline.lock(tx);
-              return appendEncoded(tx, stream, encoded, expectedVersion, events);
-            })
-          : await appendEncoded(raw, stream, encoded, expectedVersion);
-        notifier.ring();
-        return result;
-      } catch (error) {
-        return resolveRefusal(error, stream, events);
-      }
+    append(stream, events, appendOptions) {
+      const started = performance.now();
+      const attributes = {
+        'db.system.name': 'postgresql',
+        'evident.stream.type': stream?.type,
+        'evident.events': Array.isArray(events) ? events.length : 0,
+        'evident.expected_version': String(
+          typeof appendOptions?.expectedVersion === 'number'
+            ? 'number'
+            : appendOptions?.expectedVersion,
+        ),
+        ...(events?.[0]?.correlationId
+          ? { 'evident.correlation_id': events[0].correlationId }
+          : {}),
+      };
+      return traced('evident.append', SpanKind.PRODUCER, attributes, async (span) => {
+        let outcome = 'error';
+        try {
+          const result = await appendUntraced(stream, events, appendOptions);
+          outcome = 'ok';
+          span.setAttribute('evident.stream.version', result.nextExpectedVersion);
+          metricsNow().appendedEvents.add(events.length, { 'evident.stream.type': stream.type });
+          return result;
+        } catch (error) {
+          outcome = isConcurrencyError(error) ? 'conflict' : 'error';
+          throw error;
+        } finally {
+          metricsNow().appendDuration.record(performance.now() - started, {
+            'evident.stream.type': String(stream?.type),
+            'evident.outcome': outcome,
+          });
+        }
+      });
     },
 
     async appendMany(requests) {
@@ -809,6 +887,34 @@ function createStoreOn(raw: Database, options: EventStoreOptions): EventStore {
 
     subscribe: (subscribeOptions) => subscriptions(subscribeOptions),
 
+    async ready() {
+      const shipped = (await loadMigrations(storeMigrations())).map((m) => m.name);
+      try {
+        const rows = await raw.query<{ name: string }>(
+          `select name from ${s}.migrations where component = 'eventstore'`,
+        );
+        const applied = new Set(rows.map((r) => r.name));
+        const pending = shipped.filter((name) => !applied.has(name));
+        return {
+          ready: pending.length === 0,
+          checks: { database: { ok: true }, migrations: { ok: pending.length === 0, pending } },
+        };
+      } catch (error) {
+        const code = (error as { code?: unknown }).code;
+        // 42P01: the migrations table does not exist yet.
+        const reachable = code === '42P01';
+        return {
+          ready: false,
+          checks: {
+            database: reachable
+              ? { ok: true }
+              : { ok: false, error: typeof code === 'string' ? code : 'unreachable' },
+            migrations: { ok: false, pending: shipped },
+          },
+        };
+      }
+    },
+
     forTenant(id) {
       return createStoreOn(nonClosing(raw), { ...options, tenant: id });
     },
@@ -822,6 +928,6 @@ function createStoreOn(raw: Database, options: EventStoreOptions): EventStore {
   const aggregates = createAggregates(store, db);
   const inline = createInlineProjections(schema, options.inlineProjections ?? []);
   const notifier = createNotifier(raw, schema, options.notify);
-  const subscriptions = createSubscriptions(store, db, notifier, tenant);
+  const subscriptions = createSubscriptions(store, db, notifier, tenant, options.logger);
   return store;
 }

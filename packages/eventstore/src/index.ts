@@ -42,6 +42,7 @@ export {
   type ReadAllOptions,
   type ReadAllResult,
   type ReadStreamOptions,
+  type StoreReadiness,
   type StreamRead,
 } from './eventStore.js';
 export type { ExpectedVersion } from './expectedVersion.js';

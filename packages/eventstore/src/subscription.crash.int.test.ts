@@ -11,7 +11,16 @@ const root = fileURLToPath(new URL('../../../', import.meta.url));
 function startSubscriber(schema: string, name: string, delayMs: number) {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', script, postgresUrl!, schema, name, String(delayMs)],
+    [
+      '--conditions=@evident/source',
+      '--import',
+      'tsx',
+      script,
+      postgresUrl!,
+      schema,
+      name,
+      String(delayMs),
+    ],
     { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] },
   );
   const states: string[] = [];

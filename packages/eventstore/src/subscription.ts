@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from '@evident/envelope';
+import { InvalidArgumentError, type Logger, silentLogger, traceContextOf } from '@evident/envelope';
 import pg from 'pg';
 import { type Checkpoint, decodeCheckpoint, startOfLog } from './checkpoint.js';
 import type { Database, Queryable } from './database.js';
@@ -8,6 +8,7 @@ import type { Notifier } from './notifier.js';
 import type { RecordedEvent } from './recordedEvent.js';
 import { statementName } from './statementName.js';
 import { quoteIdentifier } from './streamId.js';
+import { metricsNow, observeSubscription, SpanKind, traced } from './telemetry.js';
 
 /** What a handler is given beside the event. */
 export interface HandlerContext {
@@ -161,6 +162,7 @@ export function createSubscriptions(
   db: Database,
   notifier: Notifier,
   tenant?: string,
+  logger: Logger = silentLogger,
 ) {
   const s = quoteIdentifier(store.schema);
   const sql = {
@@ -353,14 +355,38 @@ export function createSubscriptions(
       if (rows.length === 0) throw new FencedError();
     }
 
+    /** Run the handler in a span that continues the producer's trace. */
+    function handle(event: RecordedEvent, tx: Queryable, attempt: number): Promise<void> {
+      return traced(
+        'evident.subscription.handle',
+        SpanKind.CONSUMER,
+        {
+          'evident.subscription': name,
+          'evident.event.type': event.type,
+          'evident.stream.type': event.stream.type,
+          'evident.correlation_id': event.correlationId,
+          'evident.attempt': attempt,
+        },
+        async () => {
+          await options.handler(event, { tx, attempt, subscription: name });
+        },
+        traceContextOf(event),
+      );
+    }
+
     async function handleBatch(events: RecordedEvent[], next: Checkpoint): Promise<void> {
-      await db.transaction(async (tx) => {
-        for (const event of events) {
-          await options.handler(event, { tx, attempt: 1, subscription: name });
-        }
-        await save(tx, next);
-      });
+      await traced(
+        'evident.subscription.batch',
+        SpanKind.INTERNAL,
+        { 'evident.subscription': name, 'evident.events': events.length },
+        () =>
+          db.transaction(async (tx) => {
+            for (const event of events) await handle(event, tx, 1);
+            await save(tx, next);
+          }),
+      );
       checkpoint = persisted = next;
+      metricsNow().handledEvents.add(events.length, { 'evident.subscription': name });
     }
 
     /** One event at a time, with the failure policy. Returns false when the policy says stop. */
@@ -371,15 +397,27 @@ export function createSubscriptions(
         for (;;) {
           try {
             await db.transaction(async (tx) => {
-              await options.handler(event, { tx, attempt, subscription: name });
+              await handle(event, tx, attempt);
               await save(tx, event.checkpoint);
             });
             checkpoint = persisted = event.checkpoint;
+            metricsNow().handledEvents.add(1, { 'evident.subscription': name });
             break;
           } catch (error) {
             if (error instanceof FencedError) throw error;
             lastError = summarizeError(error);
+            // Name and code only: a handler's message may quote the payload.
+            const failure = {
+              subscription: name,
+              eventType: event.type,
+              eventId: event.id,
+              correlationId: event.correlationId,
+              attempt,
+              error: { name: lastError.name, ...(lastError.code ? { code: lastError.code } : {}) },
+            };
             if (attempt <= retries) {
+              logger.warn(failure, 'subscription handler failed; retrying');
+              metricsNow().retries.add(1, { 'evident.subscription': name });
               const delay = Math.min(
                 backoff.initialMs * backoff.factor ** (attempt - 1),
                 backoff.maxMs,
@@ -389,7 +427,12 @@ export function createSubscriptions(
               if (abort.signal.aborted) return false;
               continue;
             }
-            if (exhausted === 'stop') return false;
+            if (exhausted === 'stop') {
+              logger.error(failure, 'subscription handler failed; stopping where it is');
+              return false;
+            }
+            logger.warn(failure, 'subscription handler failed; event parked');
+            metricsNow().parked.add(1, { 'evident.subscription': name });
             await db.transaction(async (tx) => {
               await tx.query(sql.park, [
                 key,
@@ -432,6 +475,7 @@ export function createSubscriptions(
             }
             await loadCheckpoint();
             state = 'active';
+            logger.info({ subscription: name }, 'subscription active');
           }
           const page = await store.readAll({
             after: checkpoint,
@@ -487,6 +531,13 @@ export function createSubscriptions(
             lastError = summarizeError(error);
           }
           // Connection trouble or a lost lease: let go, then compete again.
+          logger.warn(
+            {
+              subscription: name,
+              error: { name: lastError.name, ...(lastError.code ? { code: lastError.code } : {}) },
+            },
+            'subscription lost its connection or lease; standing by',
+          );
           await releaseLease();
           state = 'standby';
           await sleep(takeoverIntervalMs, abort.signal);
@@ -497,6 +548,7 @@ export function createSubscriptions(
     }
 
     const running = run();
+    const stopObserving = observeSubscription(name, () => subscription.status());
 
     const subscription: Subscription = {
       name,
@@ -615,6 +667,7 @@ export function createSubscriptions(
         }
       },
       async stop() {
+        stopObserving();
         abort.abort();
         unsubscribeLocal();
         await running;

@@ -1,0 +1,55 @@
+import { type Context, context, propagation, ROOT_CONTEXT } from '@opentelemetry/api';
+
+/**
+ * The logging interface every Evident factory accepts: pino's shape (`logger.info(fields, msg)`),
+ * so a pino, bunyan-style or console adapter fits. Evident logs structured fields only — ids,
+ * stream types, counts, error codes — and never payloads, which may hold PHI.
+ */
+export interface Logger {
+  debug(fields: Readonly<Record<string, unknown>>, message?: string): void;
+  info(fields: Readonly<Record<string, unknown>>, message?: string): void;
+  warn(fields: Readonly<Record<string, unknown>>, message?: string): void;
+  error(fields: Readonly<Record<string, unknown>>, message?: string): void;
+}
+
+const noop = () => {};
+
+/** The default logger: says nothing. */
+export const silentLogger: Logger = { debug: noop, info: noop, warn: noop, error: noop };
+
+/** W3C trace-context keys carried in an envelope's metadata. */
+export const traceMetadataKeys = ['traceparent', 'tracestate'] as const;
+
+const getter = {
+  keys: (carrier: Readonly<Record<string, unknown>>) => Object.keys(carrier),
+  get: (carrier: Readonly<Record<string, unknown>>, key: string) => {
+    const value = carrier[key];
+    return typeof value === 'string' ? value : undefined;
+  },
+};
+
+/**
+ * The active trace context as envelope metadata (`traceparent`, `tracestate`), so a consumer's
+ * span continues the producer's trace across the store and the brokers. Empty when no
+ * OpenTelemetry SDK (propagator) is registered, or no span is active.
+ */
+export function traceMetadata(active: Context = context.active()): Record<string, string> {
+  const carrier: Record<string, string> = {};
+  propagation.inject(active, carrier);
+  return carrier;
+}
+
+/**
+ * The producer's trace context carried by an envelope, to parent a consumer's span on.
+ *
+ * @example
+ * ```ts
+ * const span = tracer.startSpan('handle ClaimSubmitted', {}, traceContextOf(envelope));
+ * ```
+ */
+export function traceContextOf(envelope: {
+  readonly metadata: Readonly<Record<string, unknown>>;
+}): Context {
+  if (typeof envelope?.metadata?.traceparent !== 'string') return context.active();
+  return propagation.extract(ROOT_CONTEXT, envelope.metadata, getter);
+}
