@@ -12,7 +12,6 @@ import {
   settled,
   stream,
 } from '../../test/fixtures.js';
-import type { Checkpoint } from '../checkpoint.js';
 import type { EventStore } from '../eventStore.js';
 import type { RecordedEvent } from '../recordedEvent.js';
 import { archive } from './archive.js';
@@ -227,7 +226,7 @@ function archiveContract(factory: StoreFactory) {
 
     const path = join(directory, files[0]!.path);
     const bytes = await readFile(path);
-    bytes[bytes.length - 20] ^= 0xff;
+    bytes[bytes.length - 20] = bytes[bytes.length - 20]! ^ 0xff;
     await writeFile(path, bytes);
     const tampered = await verifyArchive({ target, store });
     expect(tampered.ok).toBe(false);
