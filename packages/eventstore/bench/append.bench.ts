@@ -8,6 +8,8 @@
  *   POSTGRES_URL=postgres://postgres@127.0.0.1:5432/evident_test pnpm --filter @evident/eventstore bench
  */
 import { createEnvelope, type Envelope } from '@evident/envelope';
+import { trace } from '@opentelemetry/api';
+import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import pg from 'pg';
 import { createEventStore } from '../src/index.js';
 import { latencies, median, percentile, report, throughput } from './harness.js';
@@ -213,6 +215,36 @@ async function main() {
       target: '>= 0.9 x with them off',
     });
   }
+  // Tracing: the same single-event appends with an OpenTelemetry SDK registered (spans recorded,
+  // exported to nowhere) and without, alternating rounds.
+  const tracing = { on: [] as number[], off: [] as number[] };
+  const provider = new BasicTracerProvider({
+    spanProcessors: [
+      new BatchSpanProcessor({
+        export: (_spans, done) => done({ code: 0 }),
+        shutdown: async () => {},
+      }),
+    ],
+  });
+  for (let round = 0; round < rounds; round++) {
+    trace.disable();
+    tracing.off.push(await appendLoop('store', `t${round}-off`, 1));
+    trace.setGlobalTracerProvider(provider);
+    tracing.on.push(await appendLoop('store', `t${round}-on`, 1));
+  }
+  trace.disable();
+  await provider.shutdown();
+  report({
+    bench: 'eventstore.append.single.tracing',
+    description:
+      'single-event appends with an OpenTelemetry SDK registered (no-op exporter), beside none',
+    value: median(tracing.on),
+    unit: 'events/s',
+    ceiling: median(tracing.off),
+    ceilingName: 'the same appends with no SDK registered',
+    target: '>= 0.9 x without',
+  });
+
   // Reads: one 1,000-event stream, read whole; and the same stream loaded as an aggregate that has
   // a snapshot (written every 50 events, so at most 49 events are folded after it).
   const long = { type: 'claim', id: 'long-1000' };
