@@ -1,0 +1,7 @@
+export {
+  type Relay,
+  type RelayOptions,
+  type RelayStatus,
+  type RelayStore,
+  relay,
+} from './relay.js';
