@@ -20,8 +20,9 @@ export function createProgressBar(
   const draw = tty || options.always === true;
   const interval = options.intervalMs ?? (tty ? 100 : 1000);
   const started = performance.now();
-  let last = 0;
+  let last = Number.NEGATIVE_INFINITY;
   let drawn = false;
+  let latest: readonly [number, number | null, string] | null = null;
 
   const line = (done: number, total: number | null, label: string) => {
     const seconds = (performance.now() - started) / 1000;
@@ -38,6 +39,7 @@ export function createProgressBar(
   return {
     update(done, total, label) {
       if (!draw) return;
+      latest = [done, total, label];
       const now = performance.now();
       if (now - last < interval) return;
       last = now;
@@ -45,7 +47,9 @@ export function createProgressBar(
       drawn = true;
     },
     finish(summary) {
-      out.write(`${tty && drawn ? '\r\x1b[2K' : ''}${summary}\n`);
+      // The bar's final state stays on screen above the summary.
+      const final = latest ? `${line(...latest)}\n` : '';
+      out.write(`${tty && drawn ? '\r\x1b[2K' : ''}${final}${summary}\n`);
     },
   };
 }
