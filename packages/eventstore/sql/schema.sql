@@ -110,7 +110,7 @@ $$;
 -- Name: purge_archived_events(integer); Type: FUNCTION; Schema: evident; Owner: -
 --
 
-CREATE FUNCTION evident.purge_archived_events(max_streams integer DEFAULT 1000) RETURNS bigint
+CREATE FUNCTION evident.purge_archived_events(max_streams integer DEFAULT 1000) RETURNS TABLE(streams_removed integer, events_removed bigint)
     LANGUAGE plpgsql
     AS $$
 declare
@@ -149,7 +149,8 @@ begin
   ) as b
   where b.ok;
   if verified is null then
-    return 0;
+    return query select 0, 0::bigint;
+    return;
   end if;
   through_tx := (('x' || left(verified, 16))::bit(64)::bigint)::text::xid8;
   through_pos := ('x' || right(verified, 16))::bit(64)::bigint;
@@ -199,7 +200,7 @@ begin
     insert into evident.archive_purges (streams, events, retain_for, verified_through)
     values (total_streams, total_events, rules.retain_for, verified);
   end if;
-  return total_events;
+  return query select total_streams, total_events;
 end;
 $$;
 
