@@ -122,7 +122,7 @@ export function relayContract(name: string, brokers: BrokerFactory, stores: Stor
       const denied = unique('ClaimDenied');
       const billing = await consume([`billing.${submitted}`]);
       const plain = await consume([submitted, denied]);
-      const a = await appendClaims(store, { streams: 3, perStream: 2, type: submitted });
+      await appendClaims(store, { streams: 3, perStream: 2, type: submitted });
       const b = await appendClaims(store, { streams: 3, perStream: 2, type: denied });
       const r = start({ types: [submitted], topicOf: (e) => `billing.${e.type}` });
       await r.waitFor(b.checkpoint); // appended after a's
