@@ -69,7 +69,8 @@ async function handlerFrom(module: string | undefined): Promise<ReplayHandler> {
 
 export async function main(argv: readonly string[]): Promise<number> {
   const { values } = parseArgs({
-    args: [...argv],
+    // `pnpm run replay -- --archive …` passes the separator through.
+    args: argv[0] === '--' ? argv.slice(1) : [...argv],
     options: {
       archive: { type: 'string' },
       'database-url': { type: 'string' },
