@@ -9,6 +9,7 @@ import {
   type RecordedEvent,
   type StreamId,
 } from '@evident/eventstore';
+import { SpanStatusCode, trace } from '@opentelemetry/api';
 import type {
   AnyMachineSnapshot,
   AnyStateMachine,
@@ -320,6 +321,9 @@ type EventChoice =
       readonly version: number;
       readonly event: EventObject;
     };
+
+/** Spans of transitions, through the OpenTelemetry API only (no-ops without an SDK). */
+const tracer = trace.getTracer('@evident/statemachines', '0.1.0');
 
 const defaultSource = 'evident.statemachines';
 const timerActor: Actor = { id: 'timer', role: 'system' };
@@ -959,9 +963,46 @@ export function createDurableMachine<TMachine extends AnyStateMachine>(
     streamType,
     version: current,
 
-    async send(entityId, event, sendOptions) {
-      const result = await step(entityId, { kind: 'event', event: checkEvent(event) }, sendOptions);
-      return result as SendResult<ContextFrom<TMachine>>;
+    send(entityId, event, sendOptions) {
+      return tracer.startActiveSpan(
+        'evident.statemachine.send',
+        {
+          attributes: {
+            'evident.machine': machine.id,
+            'evident.machine.version': String(current),
+            'evident.stream.type': streamType,
+            'evident.event.type': typeof event?.type === 'string' ? event.type : 'invalid',
+            ...(sendOptions?.correlationId
+              ? { 'evident.correlation_id': sendOptions.correlationId }
+              : {}),
+          },
+        },
+        async (span): Promise<SendResult<ContextFrom<TMachine>>> => {
+          try {
+            const result = (await step(
+              entityId,
+              { kind: 'event', event: checkEvent(event) },
+              sendOptions,
+            )) as SendResult<ContextFrom<TMachine>>;
+            // State names, never context: the context may hold PHI.
+            span.setAttributes({
+              'evident.state.from': JSON.stringify(result.from),
+              'evident.state.to': JSON.stringify(result.to),
+              'evident.stream.version': result.version,
+            });
+            return result;
+          } catch (error) {
+            const e = error as { code?: unknown; name?: unknown };
+            span.setStatus({
+              code: SpanStatusCode.ERROR,
+              message: typeof e?.code === 'string' ? e.code : String(e?.name ?? 'error'),
+            });
+            throw error;
+          } finally {
+            span.end();
+          }
+        },
+      );
     },
 
     async create(entityId, sendOptions) {

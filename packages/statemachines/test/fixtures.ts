@@ -25,11 +25,12 @@ export async function dropSchema(url: string, schema: string): Promise<void> {
   await client.connect();
   try {
     await client.query(`drop schema if exists "${schema}" cascade`);
-    const role = `${schema}_app`;
-    const exists = await client.query('select 1 from pg_roles where rolname = $1', [role]);
-    if (exists.rowCount) {
-      await client.query(`drop owned by "${role}"`);
-      await client.query(`drop role "${role}"`);
+    for (const role of [`${schema}_app`, `${schema}_auditor`]) {
+      const exists = await client.query('select 1 from pg_roles where rolname = $1', [role]);
+      if (exists.rowCount) {
+        await client.query(`drop owned by "${role}"`);
+        await client.query(`drop role "${role}"`);
+      }
     }
   } finally {
     await client.end();
