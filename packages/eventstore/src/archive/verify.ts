@@ -3,6 +3,7 @@ import { decodeCheckpoint, startOfLog } from '../checkpoint.js';
 import type { EventStore } from '../eventStore.js';
 import { quoteIdentifier } from '../streamId.js';
 import { seesAllTenants } from './access.js';
+import { ArchiveError } from './errors.js';
 import { type ArchivedFile, readManifests, type StoredManifest, sha256 } from './manifest.js';
 import { openParquet } from './parquet.js';
 import {
@@ -71,13 +72,14 @@ const columnsEqual = (a: ArchivedRow, b: ArchivedRow) =>
  * manifest and the file holds the rows the manifest says. With `store`, also that each manifest is
  * the one recorded when its run was written and that every archived event equals the store's copy
  * (events purged since are skipped), then mark the runs that passed as verified and clear the mark
- * of the runs that did not.
+ * of the runs that did not. The store's role must read every tenant (the auditor role).
  *
  * @example
  * ```ts
  * const result = await verifyArchive({ target, store: auditorStore });
  * if (!result.ok) alert(result.problems); // [{ kind: 'checksum_mismatch', run: 3, path: '...' }]
  * ```
+ * @throws ArchiveError `ARCHIVE_NOT_PERMITTED` when the store's role sees only some tenants.
  */
 export async function verifyArchive(options: VerifyArchiveOptions): Promise<ArchiveVerification> {
   const { target, store, signal } = options ?? {};
@@ -91,8 +93,9 @@ export async function verifyArchive(options: VerifyArchiveOptions): Promise<Arch
   const recorded = new Map<number, { manifest_sha256: string; events: string | number }>();
   if (store) {
     if (!(await seesAllTenants(store))) {
-      throw new InvalidArgumentError(
-        'verifyArchive compares every tenant: pass a store whose role reads them all',
+      throw new ArchiveError(
+        'ARCHIVE_NOT_PERMITTED',
+        'verifyArchive compares every tenant: pass a store whose role reads them all (the auditor role)',
       );
     }
     const rows = await store.database.query<{
