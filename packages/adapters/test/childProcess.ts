@@ -5,16 +5,20 @@ import { fileURLToPath } from 'node:url';
 export type Child = ChildProcessByStdio<null, Readable, null>;
 
 /**
- * Start `test/consumerProcess.ts` with `config`. Wait for `ready` (subscribed) or for whatever
- * the test expects with `waitFor`: a message already queued may arrive before `ready` is printed.
+ * Start `test/consumerProcess.ts` (or another script of `test/`) with `config`. Wait for `ready`
+ * (subscribed) or for whatever the test expects with `waitFor`: a message already queued may
+ * arrive before `ready` is printed.
  */
-export async function startConsumerProcess(config: Record<string, unknown>): Promise<{
+export async function startConsumerProcess(
+  config: Record<string, unknown>,
+  file = 'consumerProcess.ts',
+): Promise<{
   child: Child;
   lines: string[];
   waitFor: (prefix: string, timeoutMs?: number) => Promise<string>;
   exited: Promise<NodeJS.Signals | number | null>;
 }> {
-  const script = fileURLToPath(new URL('./consumerProcess.ts', import.meta.url));
+  const script = fileURLToPath(new URL(`./${file}`, import.meta.url));
   const root = fileURLToPath(new URL('../../../', import.meta.url));
   const child = spawn(
     process.execPath,

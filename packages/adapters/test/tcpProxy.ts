@@ -1,7 +1,9 @@
 /**
  * A TCP proxy in the test process between a client and a real server, to cut connections for
  * real: `drop()` destroys every open socket pair (the client sees a reset, as on a network
- * failure), and `refuse` keeps new connections from getting through while an outage lasts.
+ * failure), `refuse` keeps new connections from getting through while an outage lasts, and
+ * `muteReplies` lets the client's bytes through while discarding the server's (a publish is stored
+ * and its confirm lost).
  */
 import { connect, createServer, type Socket } from 'node:net';
 
@@ -14,6 +16,8 @@ export interface TcpProxy {
   drop(): void;
   /** While true, new connections are destroyed at once. */
   refuse: boolean;
+  /** While true, what the server sends is discarded; what the client sends still arrives. */
+  muteReplies: boolean;
   close(): Promise<void>;
 }
 
@@ -35,7 +39,9 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     client.on('error', end).on('close', end);
     upstream.on('error', end).on('close', end);
     client.pipe(upstream);
-    upstream.pipe(client);
+    upstream.on('data', (chunk: Buffer) => {
+      if (!proxy.muteReplies) client.write(chunk);
+    });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
@@ -46,6 +52,7 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
       return pairs.size;
     },
     refuse: false,
+    muteReplies: false,
     drop() {
       for (const [client, upstream] of pairs) {
         client.destroy();
