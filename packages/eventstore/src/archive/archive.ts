@@ -49,7 +49,10 @@ function checkOptions(options: ArchiveOptions) {
   if (!options || typeof options !== 'object') {
     throw new InvalidArgumentError('archive takes options { store, olderThan, target }');
   }
-  const { olderThan, target } = options;
+  const { store, olderThan, target } = options;
+  if (!store || typeof store.schema !== 'string' || !store.database) {
+    throw new InvalidArgumentError('store must be an EventStore');
+  }
   if (!(olderThan instanceof Date) || Number.isNaN(olderThan.getTime())) {
     throw new InvalidArgumentError('olderThan must be a valid Date');
   }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { InvalidArgumentError } from '@evident/envelope';
 import { type ArchiveTarget, checkPath } from './target.js';
@@ -11,6 +12,15 @@ export interface S3TargetOptions {
   /** Names the target in `archive_runs`. @defaultValue `s3://<bucket>/<prefix>` */
   readonly id?: string;
 }
+
+const isPath = (path: string) => {
+  try {
+    checkPath(path);
+    return true;
+  } catch {
+    return false;
+  }
+};
 
 // Loaded on first use, so the archive subpath works without the AWS SDK installed.
 let sdk: Promise<typeof import('@aws-sdk/client-s3')> | undefined;
@@ -38,14 +48,13 @@ export function createS3Target(options: S3TargetOptions): ArchiveTarget {
     throw new InvalidArgumentError('bucket must be a valid S3 bucket name');
   }
   const prefix = options.prefix ?? '';
-  if (prefix !== '' && (!prefix.endsWith('/') || checkPath(prefix.slice(0, -1)) === '')) {
+  if (prefix !== '' && !(prefix.endsWith('/') && isPath(prefix.slice(0, -1)))) {
     throw new InvalidArgumentError('prefix must be empty or a path ending in "/"');
   }
   return {
     id: options.id ?? `s3://${bucket}/${prefix}`,
     async put(path, body) {
       const { PutObjectCommand } = await loadSdk();
-      const { createHash } = await import('node:crypto');
       await client.send(
         new PutObjectCommand({
           Bucket: bucket,
