@@ -305,6 +305,8 @@ export function relay(options: RelayOptions): Relay {
     const result = call.then(() => {
       published += 1;
       remember(event.id);
+      // Keep the window full while the subscription commits and reads its next page.
+      topUpSoon();
     });
     sending.add(result);
     const settle = () => void sending.delete(result);
@@ -372,6 +374,15 @@ export function relay(options: RelayOptions): Relay {
     }
   }
 
+  /** Read ahead once half the window is free (one read at a time). */
+  function topUpSoon(): void {
+    if (!readAhead || reading !== undefined || frontier === undefined) return;
+    if (ahead.size > maxInFlight / 2 || stop.signal.aborted) return;
+    reading = topUp(generation).finally(() => {
+      reading = undefined;
+    });
+  }
+
   /**
    * The publish of `event`, started now unless it was read ahead. (Wrapped: an async function
    * returning the promise itself would adopt it, and its rejection would escape the caller's try.)
@@ -389,11 +400,7 @@ export function relay(options: RelayOptions): Relay {
       pending = ahead.get(event.id)!;
     }
     ahead.delete(event.id);
-    if (readAhead && reading === undefined && ahead.size <= maxInFlight / 2) {
-      reading = topUp(generation).finally(() => {
-        reading = undefined;
-      });
-    }
+    topUpSoon();
     return pending;
   }
 

@@ -1,0 +1,354 @@
+/**
+ * End-to-end throughput through the outbox relay — events appended to the store, published by the
+ * relay to RabbitMQ with confirms, checkpointed, and received by a consumer — beside the raw
+ * client's publish figure measured in the same run against the same server (plain amqplib
+ * ConfirmChannel publishes, 64 in flight, the `rabbitmq.publish.confirmed` ceiling).
+ *
+ * Each relay round drains a backlog: `BENCH_EVENTS` events (default 5000) are appended first,
+ * interleaved over 500 claim streams (10 events each), untimed; then a fresh relay starts at the
+ * round's first event and the clock runs until the consumer has received every one of them.
+ * The same figure is printed again beside the raw client end to end (amqplib confirmed publishes
+ * consumed and acknowledged by an amqplib consumer), the fairer ceiling for a path with a consumer.
+ * A last figure relays while 8 writers append: events received per second beside the writers'
+ * own append rate in the same rounds (ratio 1 means the relay keeps up).
+ *
+ * Prints one JSON object per line: { bench, value, unit, ceiling, ceilingName, ratio, rounds }.
+ * Medians of rounds; relay and raw rounds alternate so drift hits both.
+ *
+ * Run with `pnpm --filter @evident/adapters bench`. POSTGRES_URL and RABBITMQ_URL override the
+ * local defaults.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { connect as tcpConnect } from 'node:net';
+import { createEnvelope, type Envelope } from '@evident/envelope';
+import { type Checkpoint, createEventStore, type EventStore } from '@evident/eventstore';
+import amqp from 'amqplib';
+import pg from 'pg';
+import { createRabbitMqBroker, type RabbitMqBroker } from '../src/rabbitmq/index.js';
+import { relay } from '../src/relay/index.js';
+
+const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
+const roundMs = Number(process.env.BENCH_ROUND_MS ?? 2000);
+const backlog = Number(process.env.BENCH_EVENTS ?? 5000);
+const streamsPerRound = 500;
+const quiet = { warn: () => {} };
+
+const median = (values: readonly number[]) => {
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+};
+
+/** Run `work` on `width` concurrent lanes for `ms`; returns units per second. */
+async function throughput(ms: number, work: () => Promise<number>, width: number): Promise<number> {
+  const started = performance.now();
+  const deadline = started + ms;
+  let done = 0;
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (performance.now() < deadline) {
+        // Assigned first: `done += await work()` would read `done` before the await and lose
+        // the other lanes' updates.
+        const n = await work();
+        done += n;
+      }
+    }),
+  );
+  return done / ((performance.now() - started) / 1000);
+}
+
+function report(bench: string, values: number[], ceilingName: string, ceilings: number[]): void {
+  const value = median(values);
+  const ceiling = median(ceilings);
+  console.log(
+    JSON.stringify({
+      bench,
+      value: Math.round(value),
+      unit: 'events/s',
+      ceiling: Math.round(ceiling),
+      ceilingName,
+      ratio: Math.round((value / ceiling) * 1000) / 1000,
+      rounds: values.length,
+    }),
+  );
+}
+
+/** A claim event of a realistic size (about 600 bytes serialized). */
+function claim(round: number, seq: number): Envelope {
+  return createEnvelope({
+    type: 'ClaimSubmitted',
+    data: {
+      round,
+      seq,
+      claimId: randomUUID(),
+      patientId: randomUUID(),
+      payerId: 'delta-dental',
+      procedures: [
+        { code: 'D0120', fee: 65 },
+        { code: 'D1110', fee: 110 },
+      ],
+    },
+    source: 'billing-service',
+    actor: { id: 'u-17', role: 'billing-clerk' },
+    metadata: { traceId: randomUUID() },
+  });
+}
+
+function reachable(url: string, port: number): Promise<boolean> {
+  const { hostname } = new URL(url);
+  return new Promise((resolve) => {
+    const s = tcpConnect({ host: hostname, port });
+    const done = (ok: boolean) => {
+      s.destroy();
+      resolve(ok);
+    };
+    s.setTimeout(1500, () => done(false));
+    s.once('connect', () => done(true));
+    s.once('error', () => done(false));
+  });
+}
+
+/** Append `count` events interleaved over fresh streams, 50 streams per transaction. */
+async function appendBacklog(store: EventStore, round: number, count: number) {
+  const streams = Array.from({ length: streamsPerRound }, () => ({
+    type: 'claim',
+    id: `c-${randomBytes(6).toString('hex')}`,
+  }));
+  const perStream = Math.ceil(count / streamsPerRound);
+  for (let seq = 1; seq <= perStream; seq++) {
+    const chunks: (typeof streams)[] = [];
+    for (let i = 0; i < streams.length; i += 50) chunks.push(streams.slice(i, i + 50));
+    await Promise.all(
+      chunks.map((chunk) =>
+        store.appendMany(
+          chunk.map((stream) => ({
+            stream,
+            events: [claim(round, seq)],
+            expectedVersion: seq === 1 ? ('no_stream' as const) : seq - 1,
+          })),
+        ),
+      ),
+    );
+  }
+  return perStream * streamsPerRound;
+}
+
+/** The checkpoint of the newest event in the log (everything before it is settled). */
+async function head(store: EventStore): Promise<Checkpoint> {
+  let after: Checkpoint | undefined;
+  for (;;) {
+    const page = await store.readAll({ ...(after ? { after } : {}), limit: 10_000 });
+    if (page.caughtUp) return page.checkpoint;
+    after = page.checkpoint;
+  }
+}
+
+async function main(): Promise<void> {
+  const amqpUrl = process.env.RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+  const pgUrl = process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/evident_test';
+  if (!(await reachable(amqpUrl, Number(new URL(amqpUrl).port || 5672)))) {
+    console.error(`RabbitMQ at ${new URL(amqpUrl).host} unreachable: relay figures are skipped`);
+    return;
+  }
+  if (!(await reachable(pgUrl, Number(new URL(pgUrl).port || 5432)))) {
+    console.error(`PostgreSQL at ${new URL(pgUrl).host} unreachable: relay figures are skipped`);
+    return;
+  }
+  const schema = `bench_relay_${randomBytes(4).toString('hex')}`;
+  const store = createEventStore({ connectionString: pgUrl, schema, poolSize: 16 });
+  const ns = `bench${randomUUID().slice(0, 8)}`;
+  let broker: RabbitMqBroker | undefined;
+  const connection = await amqp.connect(amqpUrl);
+  try {
+    await store.migrate();
+    broker = createRabbitMqBroker({ url: amqpUrl, namespace: ns, logger: quiet });
+    const received = new Map<number, number>();
+    await broker.subscribe({
+      queue: 'sink',
+      topics: ['ClaimSubmitted'],
+      prefetch: 200,
+      handler: (e) => {
+        const { round } = e.data as { round: number };
+        received.set(round, (received.get(round) ?? 0) + 1);
+      },
+    });
+    const channel = await connection.createConfirmChannel();
+    const rawPublish = () =>
+      new Promise<number>((resolve, reject) => {
+        channel.publish(
+          `${ns}.events`,
+          'Unrouted',
+          Buffer.from(JSON.stringify(claim(0, 0))),
+          { persistent: true, contentType: 'application/json' },
+          (e: unknown) => (e ? reject(e) : resolve(1)),
+        );
+      });
+    // The raw figure goes to a bound quorum queue too, as the relay's messages do.
+    await channel.assertQueue(`${ns}.raw`, {
+      durable: true,
+      arguments: { 'x-queue-type': 'quorum' },
+    });
+    await channel.bindQueue(`${ns}.raw`, `${ns}.events`, 'Unrouted');
+    // And the raw client end to end: confirmed publishes consumed and acknowledged, on a
+    // connection of their own as the adapter's consumer has.
+    const consuming = await amqp.connect(amqpUrl);
+    const rawConsumer = await consuming.createChannel();
+    await rawConsumer.prefetch(200);
+    await channel.assertQueue(`${ns}.rawe2e`, {
+      durable: true,
+      arguments: { 'x-queue-type': 'quorum' },
+    });
+    let rawConsumed = 0;
+    await rawConsumer.consume(`${ns}.rawe2e`, (m) => {
+      if (!m) return;
+      JSON.parse(m.content.toString());
+      rawConsumed += 1;
+      rawConsumer.ack(m);
+    });
+    const rawEndToEnd = async (): Promise<number> => {
+      rawConsumed = 0;
+      let sent = 0;
+      const started = performance.now();
+      await throughput(
+        roundMs,
+        () =>
+          new Promise<number>((resolve, reject) => {
+            sent += 1;
+            channel.publish(
+              '',
+              `${ns}.rawe2e`,
+              Buffer.from(JSON.stringify(claim(0, 0))),
+              { persistent: true, contentType: 'application/json' },
+              (e: unknown) => (e ? reject(e) : resolve(1)),
+            );
+          }),
+        64,
+      );
+      while (rawConsumed < sent) await new Promise((r) => setTimeout(r, 2));
+      return sent / ((performance.now() - started) / 1000);
+    };
+
+    const waitForRound = async (round: number, count: number) => {
+      while ((received.get(round) ?? 0) < count) await new Promise((r) => setTimeout(r, 2));
+    };
+
+    let round = 0;
+    const drain = async (): Promise<number> => {
+      round += 1;
+      const from = await head(store);
+      const count = await appendBacklog(store, round, backlog);
+      const started = performance.now();
+      const outbox = relay({
+        store,
+        broker: broker!,
+        subscriptionName: `bench-${round}`,
+        from,
+        logger: quiet,
+      });
+      await waitForRound(round, count);
+      const rate = count / ((performance.now() - started) / 1000);
+      await outbox.stop();
+      return rate;
+    };
+
+    const live = async (): Promise<{ relayed: number; appended: number }> => {
+      round += 1;
+      const from = await head(store);
+      const outbox = relay({
+        store,
+        broker: broker!,
+        subscriptionName: `bench-${round}`,
+        from,
+        logger: quiet,
+      });
+      const thisRound = round;
+      const started = performance.now();
+      const versions = new Map<string, number>();
+      const ids = Array.from({ length: 200 }, () => `c-${randomBytes(6).toString('hex')}`);
+      const busy = new Set<string>();
+      let next = 0;
+      const appendRate = await throughput(
+        roundMs,
+        async () => {
+          let id = ids[next++ % ids.length]!;
+          while (busy.has(id)) id = ids[next++ % ids.length]!;
+          busy.add(id);
+          const version = versions.get(id) ?? 0;
+          await store.append({ type: 'claim', id }, [claim(thisRound, version + 1)], {
+            expectedVersion: version === 0 ? 'no_stream' : version,
+          });
+          versions.set(id, version + 1);
+          busy.delete(id);
+          return 1;
+        },
+        8,
+      );
+      const appended = [...versions.values()].reduce((a, n) => a + n, 0);
+      await waitForRound(thisRound, appended);
+      const relayed = appended / ((performance.now() - started) / 1000);
+      await outbox.stop();
+      return { relayed, appended: appendRate };
+    };
+
+    await throughput(500, rawPublish, 64); // warm-up
+    await drain();
+    const relayRates: number[] = [];
+    const rawRates: number[] = [];
+    const rawEndToEndRates: number[] = [];
+    const liveRates: number[] = [];
+    const appendRates: number[] = [];
+    for (let i = 0; i < rounds; i++) {
+      await channel.purgeQueue(`${ns}.raw`);
+      rawRates.push(await throughput(roundMs, rawPublish, 64));
+      rawEndToEndRates.push(await rawEndToEnd());
+      relayRates.push(await drain());
+      const l = await live();
+      liveRates.push(l.relayed);
+      appendRates.push(l.appended);
+    }
+    report(
+      'relay.rabbitmq.end-to-end',
+      relayRates,
+      'amqplib ConfirmChannel.publish, 64 in flight (raw publish, no store, no consumer)',
+      rawRates,
+    );
+    report(
+      'relay.rabbitmq.end-to-end.vs-raw-consume',
+      relayRates,
+      'amqplib confirmed publishes consumed and acknowledged by amqplib, 64 in flight',
+      rawEndToEndRates,
+    );
+    report(
+      'relay.rabbitmq.live',
+      liveRates,
+      'appends by 8 writers in the same rounds (single-event appends)',
+      appendRates,
+    );
+    await channel.deleteQueue(`${ns}.raw`);
+    await rawConsumer.close();
+    await consuming.close();
+    await channel.deleteQueue(`${ns}.rawe2e`);
+    await channel.close();
+  } finally {
+    if (broker) {
+      await broker.close();
+      const cleanup = await connection.createChannel();
+      for (const q of broker.topology().queues) await cleanup.deleteQueue(q);
+      for (const e of broker.topology().exchanges) await cleanup.deleteExchange(e);
+      await cleanup.close();
+    }
+    await connection.close();
+    await store.close();
+    const client = new pg.Client({ connectionString: pgUrl });
+    await client.connect();
+    await client.query(`drop schema if exists "${schema}" cascade`);
+    for (const role of [`${schema}_app`, `${schema}_auditor`]) {
+      if ((await client.query('select 1 from pg_roles where rolname = $1', [role])).rowCount) {
+        await client.query(`drop owned by "${role}"`);
+        await client.query(`drop role "${role}"`);
+      }
+    }
+    await client.end();
+  }
+}
+
+await main();
