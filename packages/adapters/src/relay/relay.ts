@@ -102,11 +102,11 @@ export interface Relay {
   status(): Promise<RelayStatus>;
   /**
    * Resolves once every event up to `checkpoint` (e.g. an append's) has been confirmed by the
-   * broker and checkpointed.
+   * broker and checkpointed; at once for `null` (the checkpoint of an empty append).
    *
    * @throws EventStoreError `SUBSCRIPTION_TIMEOUT` after `timeoutMs` (default 30000).
    */
-  waitFor(checkpoint: Checkpoint, options?: { readonly timeoutMs?: number }): Promise<void>;
+  waitFor(checkpoint: Checkpoint | null, options?: { readonly timeoutMs?: number }): Promise<void>;
   /** Unpublishable events parked with their error, waiting for an operator. */
   parked(): Promise<ParkedEvent[]>;
   /**
@@ -474,7 +474,8 @@ export function relay(options: RelayOptions): Relay {
         ...(lastPublishError ? { lastPublishError } : {}),
       };
     },
-    waitFor: (checkpoint, waitOptions) => subscription.waitFor(checkpoint, waitOptions),
+    waitFor: (checkpoint, waitOptions) =>
+      checkpoint === null ? Promise.resolve() : subscription.waitFor(checkpoint, waitOptions),
     parked: () => subscription.parked(),
     async retryParked(id) {
       const entry = (await subscription.parked()).find((p) => p.id === id);
