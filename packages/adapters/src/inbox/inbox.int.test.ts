@@ -117,7 +117,7 @@ describe.skipIf(!postgresUrl)('inbox on PostgreSQL', () => {
         async (e, { tx }) => {
           runs += 1;
           await tx.query(`insert into ${effects} values ('ledger', $1, 1)`, [e.id]);
-          await sleep(300); // both deliveries are in flight now
+          await sleep(200); // both deliveries are in flight now
         },
         { store, consumer: 'ledger', onDuplicate: () => void seenAfterCommit.push(firstCommitted) },
       );
@@ -304,7 +304,7 @@ describe.skipIf(!postgresUrl)('inbox on PostgreSQL', () => {
           async (e, { tx, queue }) => {
             runs += 1;
             await tx.query(`insert into ${effects} values ($1, $2, 1)`, [queue, e.id]);
-            await sleep(300);
+            await sleep(200);
           },
           {
             store,
