@@ -50,10 +50,14 @@ export interface RelayOptions {
    * Most publishes waiting for the broker's confirm at once. Events of different streams are
    * published concurrently up to this; a stream's next event waits for the confirm of its previous
    * one. On PGlite the relay publishes one event at a time (one session: it cannot read ahead while
-   * the checkpoint's transaction is open). @defaultValue 100
+   * the checkpoint's transaction is open). @defaultValue 200
    */
   readonly maxInFlight?: number;
-  /** Events per checkpoint transaction. @defaultValue 100 */
+  /**
+   * Most events per checkpoint transaction while catching up (live, a transaction holds what has
+   * arrived). A relay killed or cut off publishes up to `batchSize + maxInFlight` events again.
+   * @defaultValue 500
+   */
   readonly batchSize?: number;
   /**
    * Delays between attempts of a publish the broker rejected or did not confirm in time. The relay
@@ -222,7 +226,8 @@ export function relay(options: RelayOptions): Relay {
   if (typeof broker?.publish !== 'function') {
     throw new InvalidArgumentError('relay needs a broker');
   }
-  const maxInFlight = options.maxInFlight ?? 100;
+  const maxInFlight = options.maxInFlight ?? 200;
+  const batchSize = options.batchSize ?? 500;
   if (!Number.isSafeInteger(maxInFlight) || maxInFlight < 1 || maxInFlight > 10_000) {
     throw new InvalidArgumentError('maxInFlight must be an integer from 1 to 10000');
   }
@@ -249,7 +254,7 @@ export function relay(options: RelayOptions): Relay {
   const streamTypes = options.filter?.streamTypes;
   // PGlite has one session: a read outside the checkpoint's open transaction would wait for it.
   const readAhead = store.database?.kind !== 'pglite' && maxInFlight > 1;
-  const recentLimit = Math.max(10_000, 4 * (maxInFlight + (options.batchSize ?? 100)));
+  const recentLimit = Math.max(10_000, 4 * (maxInFlight + batchSize));
 
   const stop = new AbortController();
 
@@ -364,9 +369,10 @@ export function relay(options: RelayOptions): Relay {
           ...(streamTypes ? { streamTypes } : {}),
         });
         if (gen !== generation) return;
-        for (const event of page.events) schedule(event);
+        // The handler may have scheduled some of these itself meanwhile (see claim).
+        for (const event of page.events) if (event.checkpoint > frontier!) schedule(event);
         if (page.events.length === 0 || page.caughtUp) return;
-        frontier = page.checkpoint;
+        if (page.checkpoint > frontier!) frontier = page.checkpoint;
       }
     } catch (error) {
       // Reading ahead only saves round trips: the subscription still hands over every event.
@@ -388,15 +394,19 @@ export function relay(options: RelayOptions): Relay {
    * returning the promise itself would adopt it, and its rejection would escape the caller's try.)
    */
   async function claim(event: RecordedEvent): Promise<Pending> {
-    // The read in flight may be about to bring it: wait rather than start over.
-    if (!ahead.has(event.id) && reading) await reading;
     let pending = ahead.get(event.id);
     if (!pending || ahead.keys().next().value !== event.id) {
       if (stop.signal.aborted) throw new RelayStoppedError('relay stopped');
-      // Not next in line: the first event, the first after the log's head or a failure, or a
-      // batch handed over again after a rollback. Start over from it.
-      await restart();
-      schedule(event);
+      if (ahead.size === 0 && frontier !== undefined && event.checkpoint > frontier) {
+        // Everything read ahead was handed over and this is the next event: the subscription got
+        // here before the read ahead did. Go on from it.
+        schedule(event);
+      } else {
+        // Not next in line: the first event, the first after a failure, or a batch handed over
+        // again after a rollback. Start over from it.
+        await restart();
+        schedule(event);
+      }
       pending = ahead.get(event.id)!;
     }
     ahead.delete(event.id);
@@ -443,7 +453,7 @@ export function relay(options: RelayOptions): Relay {
     name: options.subscriptionName,
     ...(options.from !== undefined ? { from: options.from } : {}),
     ...(options.filter !== undefined ? { filter: options.filter } : {}),
-    ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
+    batchSize,
     ...(options.pollIntervalMs !== undefined ? { pollIntervalMs: options.pollIntervalMs } : {}),
     ...(options.takeoverIntervalMs !== undefined
       ? { takeoverIntervalMs: options.takeoverIntervalMs }
