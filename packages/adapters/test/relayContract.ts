@@ -184,6 +184,26 @@ export function relayContract(name: string, brokers: BrokerFactory, stores: Stor
       else expect(slow.maxInFlight).toBeGreaterThan(4);
     });
 
+    it('checkpoints on stop what the broker confirmed, so the next relay of the name sends it again only where a stream had a publish in flight', async () => {
+      const type = unique('ClaimSubmitted');
+      const { events, checkpoint } = await appendClaims(store, { streams: 3, perStream: 10, type });
+      const name = `relay-${suffix()}`;
+      const slow = instrument(broker, () => sleep(30));
+      const first = start({ types: [type], subscriptionName: name, broker: slow, maxInFlight: 4 });
+      await vi.waitFor(() => expect(slow.calls.length).toBeGreaterThanOrEqual(10), wait);
+      await first.stop();
+      const before = new Set(slow.calls.filter((c) => c.outcome === 'confirmed').map((c) => c.id));
+      expect(before.size).toBeLessThan(events.length);
+      const again = instrument(broker);
+      const second = start({ types: [type], subscriptionName: name, broker: again });
+      await second.waitFor(checkpoint);
+      const republished = again.calls.filter((c) => before.has(c.id));
+      // At most one confirmed-but-not-checkpointed event per stream with a publish in flight.
+      expect(republished.length).toBeLessThanOrEqual(3);
+      const all = new Set([...before, ...again.calls.map((c) => c.id)]);
+      expect(all.size).toBe(events.length);
+    });
+
     it('never checkpoints past a publish the broker has not confirmed, even when later ones are', async (ctx) => {
       // On PGlite the waiting publish holds the only session: status() would wait for it.
       if (store.database.kind === 'pglite') ctx.skip();

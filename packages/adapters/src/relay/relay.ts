@@ -127,8 +127,9 @@ export interface Relay {
     resolution: { readonly actor: string; readonly reason: string },
   ): Promise<void>;
   /**
-   * Stop publishing, release the checkpoint to a standby instance, and wait for the publishes in
-   * flight to settle (each within the broker's own publish timeout). The broker stays open.
+   * Stop publishing: send nothing new, wait for the publishes in flight to settle (each within the
+   * broker's own publish timeout), checkpoint what they confirmed up to the first that was not, and
+   * release the checkpoint to a standby instance. The broker stays open.
    */
   stop(): Promise<void>;
 }
@@ -396,7 +397,12 @@ export function relay(options: RelayOptions): Relay {
   async function claim(event: RecordedEvent): Promise<Pending> {
     let pending = ahead.get(event.id);
     if (!pending || ahead.keys().next().value !== event.id) {
-      if (stop.signal.aborted) throw new RelayStoppedError('relay stopped');
+      if (stop.signal.aborted) {
+        // Stopping, and the subscription goes one event at a time: what the broker confirmed is
+        // still checkpointed, up to the first event that was not; nothing new is sent.
+        if (confirmed.has(event.id)) return { event, done: Promise.resolve() };
+        throw new RelayStoppedError('relay stopped');
+      }
       if (ahead.size === 0 && frontier !== undefined && event.checkpoint > frontier) {
         // Everything read ahead was handed over and this is the next event: the subscription got
         // here before the read ahead did. Go on from it.
