@@ -86,10 +86,18 @@ export function relayContract(name: string, brokers: BrokerFactory, stores: Stor
       return received;
     }
 
-    /** The log position of one event, found by id. */
+    /**
+     * The log position of one event, found by id. Waits for it to be readable: other suites' open
+     * transactions can hold the log's horizon for a few milliseconds after an append.
+     */
     async function checkpointOf(id: string, type: string): Promise<Checkpoint> {
-      const { events } = await store.readAll({ types: [type], limit: 1000 });
-      return events.find((e) => e.id === id)!.checkpoint;
+      for (const deadline = Date.now() + 10_000; ; ) {
+        const { events } = await store.readAll({ types: [type], limit: 1000 });
+        const found = events.find((e) => e.id === id);
+        if (found) return found.checkpoint;
+        if (Date.now() > deadline) throw new Error('the event did not become readable in 10 s');
+        await sleep(5);
+      }
     }
 
     it('publishes every event of the log as it was produced, in order per stream, once the broker confirmed it', async () => {
