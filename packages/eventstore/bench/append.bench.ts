@@ -16,7 +16,7 @@ import { latencies, median, percentile, report, throughput } from './harness.js'
 
 const url = process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/evident_test';
 const seconds = Number(process.env.BENCH_SECONDS ?? 3);
-const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
 const writers = 16;
 const schema = `bench_${process.pid}`;
 
@@ -139,6 +139,14 @@ async function main() {
     });
   };
   const batchSql = insertSql(100);
+  // Warm up every contender (connections, prepared statements, plan caches) before measuring.
+  await throughput(writers, 1000, async (lane, i) => {
+    await pool.query(insertSql(1), row(`warm-w${lane}`, i + 1, envelope()));
+    return 1;
+  });
+  for (const variant of Object.keys(variants) as Variant[]) {
+    await appendLoop(variant, `warm-${variant}`, 1);
+  }
   for (let round = 0; round < rounds; round++) {
     figures.single.ceiling.push(
       await throughput(writers, seconds * 1000, async (lane, i) => {
@@ -173,6 +181,7 @@ async function main() {
     ceilingName: `plain INSERT, one row per statement, ${writers} connections`,
     target: '>= 0.8 x ceiling',
     rounds: single.store.map(Math.round),
+    ceilingRounds: single.ceiling.map(Math.round),
   });
   report({
     bench: 'eventstore.append.batch100',

@@ -97,6 +97,7 @@ export function appendStatement(
   mode: AppendMode,
   shape: AppendShape,
   integrity = true,
+  tenanted = false,
 ): string {
   const one = shape === 'one';
   const tenant = one ? '$14' : '$5';
@@ -110,40 +111,56 @@ export function appendStatement(
         ? `${schema}.chain_link(${base}, ${firstVersion}, ${content(schema, oneFields)})`
         : `(select ${schema}.chain(${base}, ${firstVersion} - 1 + d.ord, d.content order by d.ord)
             from docs as d)`;
-  const onConflict = {
-    version: `do update set version = st.version + excluded.version, chain_base = st.last_hash,
-                last_hash = ${newHash('st.last_hash', 'st.version + 1')}
-              where st.version = ${expected}`,
-    exists: `do update set version = st.version + excluded.version, chain_base = st.last_hash,
-               last_hash = ${newHash('st.last_hash', 'st.version + 1')}`,
-    no_stream: 'do nothing',
-    any: `do update set version = st.version + excluded.version, chain_base = st.last_hash,
-            last_hash = ${newHash('st.last_hash', 'st.version + 1')}`,
-  }[mode];
+  const advance = `version = st.version + $3, chain_base = st.last_hash,
+                   last_hash = ${newHash('st.last_hash', 'st.version + 1')}`;
   const mustExist = mode === 'version' || mode === 'exists';
+  // Without a tenant, "the stream must exist" is a plain conditional UPDATE: row-level security
+  // compares with an unset tenant, which needs nothing set first. (An UPDATE measured 1.25 times
+  // the throughput of INSERT … ON CONFLICT.) With a tenant the claim must be an INSERT, whose
+  // source row is produced — and the tenant set — before any row-level check runs.
+  const plainUpdate = mustExist && !tenanted;
+  const claim = plainUpdate
+    ? `update ${schema}.streams as st set ${advance}
+       where st.stream_type = $1 and st.stream_id = $2
+         ${mode === 'version' ? `and st.version = ${expected}` : ''}
+       returning st.version, st.last_hash, st.chain_base, false as inserted`
+    : `insert into ${schema}.streams as st (stream_type, stream_id, version, tenant_id, last_hash)
+       select $1, $2, $3, ${schema}.current_tenant(), ${newHash('null::bytea', '1')}
+       ${tenanted ? 'from tenant' : ''}
+       on conflict (stream_type, stream_id) ${
+         mode === 'no_stream'
+           ? 'do nothing'
+           : `do update set ${advance} ${mode === 'version' ? `where st.version = ${expected}` : ''}`
+       }
+       returning st.version, st.last_hash,
+                 -- On a fresh stream chain_base is null: the chain starts from nothing.
+                 case when st.xmax::text = '0' then null else st.chain_base end as chain_base,
+                 st.xmax::text = '0' as inserted`;
   const version = (expr: string) =>
-    mustExist
+    mustExist && !plainUpdate
       ? `case when c.inserted then ${schema}.refuse_missing_stream() else ${expr} end`
       : expr;
+  // Without a tenant the parameter is '' and the column null, like current_tenant().
+  const tenantColumn = tenanted ? `${schema}.current_tenant()` : `nullif(${tenant}::text, '')`;
 
   // Each event's content hash once, after the tenant is set (it is part of the content).
   const docs = one
     ? ''
     : `docs as materialized (
          select d.doc, d.ord, ${integrity ? content(schema, docFields) : 'null::bytea'} as content
-         from tenant, jsonb_array_elements($4::jsonb) with ordinality as d(doc, ord)),`;
+         from ${tenanted ? 'tenant, ' : ''}jsonb_array_elements($4::jsonb) with ordinality as d(doc, ord)),`;
   const rows = one
     ? `select $1, $2, ${version('c.version')}, ${oneFields.eventId}, ${oneFields.eventType},
               ${oneFields.schemaVersion}, ${oneFields.data}, ${oneFields.metadata},
               ${oneFields.correlationId}, ${oneFields.causationId}, ${oneFields.source},
-              ${oneFields.actorId}, ${oneFields.actorRole}, ${schema}.current_tenant(),
+              ${oneFields.actorId}, ${oneFields.actorRole}, ${tenantColumn},
               ${oneFields.occurredAt},
               ${integrity ? 'c.last_hash' : 'null::bytea'}
        from claimed as c`
     : `select $1, $2, ${version('c.version - $3 + d.ord')}, ${docFields.eventId}, ${docFields.eventType},
               ${docFields.schemaVersion}, ${docFields.data}, ${docFields.metadata},
               ${docFields.correlationId}, ${docFields.causationId}, ${docFields.source},
-              ${docFields.actorId}, ${docFields.actorRole}, ${schema}.current_tenant(),
+              ${docFields.actorId}, ${docFields.actorRole}, ${tenantColumn},
               ${docFields.occurredAt},
               ${
                 integrity
@@ -153,19 +170,12 @@ export function appendStatement(
        from claimed as c, docs as d
        order by d.ord`;
 
-  return `with tenant as materialized (select set_config('evident.tenant_id', ${tenant}, true) as t),
+  const setTenant = tenanted
+    ? `tenant as materialized (select set_config('evident.tenant_id', ${tenant}, true) as t),`
+    : '';
+  return `with ${setTenant}
   ${docs}
-  claimed as (
-    insert into ${schema}.streams as st (stream_type, stream_id, version, tenant_id, last_hash)
-    -- Selected from the tenant CTE, so the tenant is set before any row-level check runs.
-    select $1, $2, $3, ${schema}.current_tenant(), ${newHash('null::bytea', '1')}
-    from tenant
-    on conflict (stream_type, stream_id) ${onConflict}
-    returning st.version, st.last_hash,
-              -- On a fresh stream chain_base is null: the chain starts from nothing.
-              case when st.xmax::text = '0' then null else st.chain_base end as chain_base,
-              st.xmax::text = '0' as inserted
-  )
+  claimed as (${claim})
   insert into ${schema}.events (stream_type, stream_id, stream_version, event_id, event_type,
     schema_version, data, metadata, correlation_id, causation_id, source, actor_id, actor_role,
     tenant_id, occurred_at, hash)

@@ -62,6 +62,7 @@ describe.skipIf(!postgresUrl)('concurrency and faults on PostgreSQL', () => {
       id,
       batch.length,
       JSON.stringify(batch),
+      '',
     ]);
 
   const headOfLog = async () => (await store.readAll({ limit: 1_000_000 })).checkpoint;

@@ -418,7 +418,7 @@ function createStoreOn(raw: Database, options: EventStoreOptions): EventStore {
       shape,
       Object.fromEntries(
         appendModes.map((mode) => {
-          const text = appendStatement(s, mode, shape, integrity);
+          const text = appendStatement(s, mode, shape, integrity, tenant !== undefined);
           return [mode, { text, name: statementName(text) }];
         }),
       ),

@@ -32,6 +32,7 @@ describe.skipIf(!postgresUrl)('subscriptions and the log horizon on PostgreSQL',
       stream().id,
       batch.length,
       JSON.stringify(batch),
+      '',
     ]);
   const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
   /** "now" is fixed when the subscription becomes active: appends before that are the past. */

@@ -25,6 +25,7 @@ for (const [id, batch] of [
     id,
     JSON.parse(batch).length,
     batch,
+    '',
   ]);
 }
 process.stdout.write('ready\n');
