@@ -2,6 +2,7 @@ import { deserialize, type Envelope } from '@evident/envelope';
 import type { MessageContext, MessageHandler } from '../broker.js';
 import { type DeadLetterReason, describeFailure, type FailureInfo } from '../deadLetter.js';
 import { backoffDelay, type RetryPolicy } from '../retryPolicy.js';
+import { brokerMetrics } from './telemetry.js';
 
 /** What to do with a delivery once its handler has run (or was not run). */
 export type Outcome =
@@ -41,9 +42,12 @@ export async function runDelivery(
     return { kind: 'ack' };
   } catch (error) {
     const failure = describeFailure(error);
+    const attributes = { 'messaging.consumer.group.name': context.queue };
     if (context.attempt < policy.attempts) {
+      brokerMetrics().retries.add(1, attributes);
       return { kind: 'retry', delayMs: backoffDelay(policy, context.attempt), error: failure };
     }
+    brokerMetrics().deadLetters.add(1, { ...attributes, 'evident.reason': 'handler_failed' });
     return { kind: 'dead', reason: 'handler_failed', error: failure };
   }
 }

@@ -14,6 +14,7 @@ import { BrokerError } from '../errors.js';
 import { runDelivery } from '../internal/delivery.js';
 import { InFlight } from '../internal/inFlight.js';
 import { prepareOutgoing } from '../internal/outgoing.js';
+import { instrumentBroker } from '../internal/telemetry.js';
 import { assertQueueName } from '../names.js';
 import { type RetryPolicy, resolveRetryPolicy } from '../retryPolicy.js';
 import { assertTopic, assertTopicPattern, matchesTopic } from '../topicPattern.js';
@@ -130,6 +131,10 @@ function checkMaxPriority(value: unknown): number | undefined {
  * ```
  */
 export function createMemoryBroker(options: MemoryBrokerOptions = {}): MemoryBroker {
+  return instrumentBroker(uninstrumented(options), 'memory');
+}
+
+function uninstrumented(options: MemoryBrokerOptions): MemoryBroker {
   const window = options.deduplicationWindowMs ?? 5 * 60 * 1000;
   if (!Number.isInteger(window) || window < 0) {
     throw new InvalidArgumentError('deduplicationWindowMs must be a non-negative integer');

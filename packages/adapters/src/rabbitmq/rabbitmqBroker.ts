@@ -14,6 +14,7 @@ import type { DeadLetter } from '../deadLetter.js';
 import { BrokerError } from '../errors.js';
 import { deliveryLimitFailure } from '../internal/delivery.js';
 import { prepareOutgoing } from '../internal/outgoing.js';
+import { instrumentBroker } from '../internal/telemetry.js';
 import { readDeadLetter, wire } from '../internal/wire.js';
 import type { BrokerLogger } from '../logger.js';
 import { assertNamespace, assertQueueName } from '../names.js';
@@ -112,6 +113,10 @@ function positiveInteger(
  * @throws InvalidArgumentError for a bad option.
  */
 export function createRabbitMqBroker(options: RabbitMqBrokerOptions): RabbitMqBroker {
+  return instrumentBroker(uninstrumented(options), 'rabbitmq');
+}
+
+function uninstrumented(options: RabbitMqBrokerOptions): RabbitMqBroker {
   if (typeof options?.url !== 'string' || !/^amqps?:\/\//.test(options.url)) {
     throw new InvalidArgumentError('url must be an amqp:// or amqps:// URL');
   }

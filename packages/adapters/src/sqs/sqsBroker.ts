@@ -34,6 +34,7 @@ import { BrokerError } from '../errors.js';
 import { Batcher } from '../internal/batcher.js';
 import { deliveryLimitFailure } from '../internal/delivery.js';
 import { prepareOutgoing } from '../internal/outgoing.js';
+import { instrumentBroker } from '../internal/telemetry.js';
 import { readDeadLetter, wire } from '../internal/wire.js';
 import type { BrokerLogger } from '../logger.js';
 import { assertNamespace, assertQueueName } from '../names.js';
@@ -141,6 +142,10 @@ function publishFailure(error: unknown): BrokerError {
  * @throws InvalidArgumentError for a bad option.
  */
 export function createSqsBroker(options: SqsBrokerOptions): SqsBroker {
+  return instrumentBroker(uninstrumented(options), 'aws_sqs');
+}
+
+function uninstrumented(options: SqsBrokerOptions): SqsBroker {
   if (!options?.sqs || !options.sns) {
     throw new InvalidArgumentError('createSqsBroker needs configured sqs and sns clients');
   }
