@@ -1,0 +1,115 @@
+/**
+ * Stores for the tests, each in a fresh schema with this package's tables (and the state
+ * machines', for transition-checked compensations), and how to remove every trace of them.
+ * (A few lines copied from the event store's fixtures, so the packages stay independent.)
+ */
+import { randomBytes } from 'node:crypto';
+import { PGlite } from '@electric-sql/pglite';
+import { createEventStore, type EventStore } from '@evident/eventstore';
+import { migrateStateMachines } from '@evident/statemachines';
+import pg from 'pg';
+import { migrateSagas } from '../src/index.js';
+
+export interface StoreFixture {
+  readonly store: EventStore;
+  readonly kind: 'pg' | 'pglite';
+  readonly cleanup: () => Promise<void>;
+}
+
+export type StoreFactory = (options?: { poolSize?: number }) => Promise<StoreFixture>;
+
+export const uniqueSchema = (prefix = 'sg') => `${prefix}_${randomBytes(5).toString('hex')}`;
+
+/** Drop a schema and the roles its migrations created. */
+export async function dropSchema(url: string, schema: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(`drop schema if exists "${schema}" cascade`);
+    for (const role of [`${schema}_app`, `${schema}_auditor`]) {
+      const exists = await client.query('select 1 from pg_roles where rolname = $1', [role]);
+      if (exists.rowCount) {
+        await client.query(`drop owned by "${role}"`);
+        await client.query(`drop role "${role}"`);
+      }
+    }
+  } finally {
+    await client.end();
+  }
+}
+
+export function postgresFactory(url: string): StoreFactory {
+  return async (options = {}) => {
+    const schema = uniqueSchema();
+    const store = createEventStore({
+      connectionString: url,
+      schema,
+      poolSize: options.poolSize ?? 6,
+    });
+    await store.migrate();
+    await migrateStateMachines(store);
+    await migrateSagas(store);
+    return {
+      store,
+      kind: 'pg',
+      cleanup: async () => {
+        await store.close();
+        await dropSchema(url, schema);
+      },
+    };
+  };
+}
+
+export function pgliteFactory(): StoreFactory {
+  return async () => {
+    const db = new PGlite();
+    const store = createEventStore({ pglite: db, schema: uniqueSchema() });
+    await store.migrate();
+    await migrateStateMachines(store);
+    await migrateSagas(store);
+    return {
+      store,
+      kind: 'pglite',
+      cleanup: async () => {
+        await store.close();
+        await db.close();
+      },
+    };
+  };
+}
+
+export const operator = { id: 'u-42', role: 'operations-lead' } as const;
+
+/** A fresh instance id. */
+export const sagaId = (prefix = 'onb') => `${prefix}-${randomBytes(6).toString('hex')}`;
+
+/** An onboarding input with synthetic ids. */
+export const onboardingInput = (patientId = `p-${randomBytes(4).toString('hex')}`) => ({
+  patientId,
+  practiceId: 'practice-9',
+  payerId: 'delta-dental-ca',
+  memberId: `M${randomBytes(4).toString('hex')}`,
+});
+
+/** Wait until `check` passes or `ms` elapse. */
+export async function eventually<T>(check: () => Promise<T> | T, ms = 10_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      return await check();
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+}
+
+/** The error a promise rejects with (fails the test if it resolves). */
+export async function rejection(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  throw new Error('expected the promise to reject');
+}
