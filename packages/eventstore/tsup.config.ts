@@ -1,7 +1,13 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: ['src/index.ts', 'src/kms.ts', 'src/testing.ts', 'src/archive/index.ts', 'src/archive/cli.ts'],
+  entry: [
+    'src/index.ts',
+    'src/kms.ts',
+    'src/testing.ts',
+    'src/archive/index.ts',
+    'src/archive/cli.ts',
+  ],
   format: ['esm', 'cjs'],
   dts: true,
   clean: true,
