@@ -449,6 +449,13 @@ export function createSagaRuntime(options: SagaRuntimeOptions): SagaRuntime {
   }
 
   const db = store.database;
+  // An idle pooled connection that loses its server (a restart, a failover) is reported on the
+  // pool's 'error' event; with no listener Node ends the process. A worker must outlive a
+  // restart: log it, the pool replaces the connection.
+  const onIdleError = (error: Error) =>
+    logger.warn({ error: recordError(error).name }, 'an idle database connection was lost');
+  const guardedPool = db.pool && db.pool.listenerCount('error') === 0 ? db.pool : undefined;
+  guardedPool?.on('error', onIdleError);
   const s = `"${store.schema}"`;
   const nowSql = 'coalesce($1::timestamptz, now())';
   const sql = {
@@ -1172,6 +1179,7 @@ export function createSagaRuntime(options: SagaRuntimeOptions): SagaRuntime {
       if (stopping) return;
       stopping = true;
       unsubscribeClock?.();
+      guardedPool?.off('error', onIdleError);
       if (renewTimer) clearInterval(renewTimer);
       for (const t of localWakes) clearTimeout(t);
       localWakes.clear();

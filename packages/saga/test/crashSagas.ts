@@ -25,14 +25,14 @@ export function crashSagas(options: {
       `insert into "${schema}".attempts (key, attempt, pid) values ($1, $2, $3)`,
       [key, attempt, process.pid],
     );
-    say(`in-step ${attempt}`);
+    if (hang !== 'never') say(`in-step ${attempt}`);
   };
   const effect = async (key: string, attempt: number) => {
     await store.database.query(
       `insert into "${schema}".effects (key, pid) values ($1, $2) on conflict (key) do nothing`,
       [key, process.pid],
     );
-    say(`effect ${attempt}`);
+    if (hang !== 'never') say(`effect ${attempt}`);
   };
   const claimSubmission = defineSaga<{ claimId: string }>('claim-submission', { version: 1 })
     .step('captureCharges', { run: ({ input }) => ({ claimId: input.claimId, lines: 3 }) })
@@ -57,5 +57,35 @@ export function crashSagas(options: {
         return null;
       },
     });
-  return [claimSubmission, reminder];
+  // Eligibility checks in bulk: every claim id ending in 7 is out of network and compensates.
+  const eligibilityBatch = defineSaga<{ claimId: string }>('eligibility-batch', { version: 1 })
+    .step('verifyEligibility', {
+      run: async ({ idempotencyKey, attempt }) => {
+        await effect(idempotencyKey, attempt);
+        return { eb01: '1' };
+      },
+    })
+    .step('openAccount', {
+      run: async ({ idempotencyKey, attempt }) => {
+        await effect(idempotencyKey, attempt);
+        return { accountId: 'a' };
+      },
+      compensate: {
+        transition: 'holdAccount',
+        run: async ({ idempotencyKey, attempt }) => {
+          await effect(idempotencyKey, attempt);
+          return null;
+        },
+      },
+    })
+    .step('scheduleConsultation', {
+      run: ({ input }) => {
+        if (input.claimId.endsWith('7')) {
+          throw Object.assign(new Error('out of network'), { name: 'PlanNotContracted' });
+        }
+        return { appointment: true };
+      },
+      retry: { attempts: 2, initialInterval: 50, nonRetryable: ['PlanNotContracted'] },
+    });
+  return [claimSubmission, reminder, eligibilityBatch];
 }
