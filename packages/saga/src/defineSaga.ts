@@ -254,6 +254,33 @@ export type SagaMigration = (event: {
   readonly data: Readonly<Record<string, unknown>>;
 }) => { readonly type: string; readonly data: Readonly<Record<string, unknown>> } | null;
 
+/**
+ * A migration that renames steps (and waits, timers, branches) in a stored history: every field
+ * that names a node, the starts a success carries included.
+ *
+ * @example
+ * ```ts
+ * defineSaga('patient-onboarding', {
+ *   version: 2,
+ *   migrations: { 1: renameSteps({ createPatientRecord: 'registerPatient' }) },
+ * })
+ * ```
+ */
+export function renameSteps(renames: Readonly<Record<string, string>>): SagaMigration {
+  const rename = (name: unknown) =>
+    typeof name === 'string' && Object.hasOwn(renames, name) ? renames[name]! : name;
+  return (event) => {
+    const data: Record<string, unknown> = { ...event.data };
+    for (const field of ['step', 'node', 'timer', 'wait'] as const) {
+      if (field in data) data[field] = rename(data[field]);
+    }
+    if (Array.isArray(data.next)) {
+      data.next = data.next.map((n: Record<string, unknown>) => ({ ...n, step: rename(n.step) }));
+    }
+    return { type: event.type, data };
+  };
+}
+
 /** Options of {@link defineSaga}. */
 export interface DefineSagaOptions {
   /**

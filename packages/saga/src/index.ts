@@ -11,6 +11,7 @@ export {
   type ResultsFrom,
   type RetryPolicy,
   type RunCompensation,
+  renameSteps,
   type SagaContext,
   type SagaDefinition,
   type SagaMigration,

@@ -119,18 +119,17 @@ describe.skipIf(!canRestart())('PostgreSQL restarted under saga workloads (real 
     const before = await statuses(ids);
     await restart();
 
-    await eventually(
-      async () => {
-        const rows = await statuses(ids);
-        const final = rows
-          .filter((s) => ['completed', 'compensated', 'dead_lettered'].includes(s.status))
-          .reduce((n, s) => n + Number(s.n), 0);
-        expect(final).toBe(1000);
-      },
-      150_000,
-    );
+    await eventually(async () => {
+      const rows = await statuses(ids);
+      const final = rows
+        .filter((s) => ['completed', 'compensated', 'dead_lettered'].includes(s.status))
+        .reduce((n, s) => n + Number(s.n), 0);
+      expect(final).toBe(1000);
+    }, 150_000);
     // Some were still running when the server went down.
-    expect(before.filter((s) => s.status === 'running' || s.status === 'retrying').length).toBeGreaterThan(0);
+    expect(
+      before.filter((s) => s.status === 'running' || s.status === 'retrying').length,
+    ).toBeGreaterThan(0);
     const rows = await statuses(ids);
     expect(Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]))).toEqual({
       completed: 900,
@@ -184,8 +183,10 @@ describe.skipIf(!canRestart())('PostgreSQL restarted under saga workloads (real 
     const late = Date.parse(fired.recordedAt) - Date.parse(scheduled.recordedAt);
     expect(late).toBeGreaterThanOrEqual(3000);
     expect(late).toBeLessThan(30_000);
-    expect(await query(`select pid from "${store.schema}".effects where key = $1`, [`saga/${id}/sendReminder`])).toEqual([
-      { pid: second.process.pid },
-    ]);
+    expect(
+      await query(`select pid from "${store.schema}".effects where key = $1`, [
+        `saga/${id}/sendReminder`,
+      ]),
+    ).toEqual([{ pid: second.process.pid }]);
   });
 });

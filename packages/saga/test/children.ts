@@ -73,4 +73,3 @@ export async function kill(child: Child): Promise<void> {
   child.process.kill('SIGKILL');
   await exited;
 }
-
