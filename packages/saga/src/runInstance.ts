@@ -542,10 +542,9 @@ export async function runInstance(
         await flush();
         for (const item of decision.start) {
           const key = runKey(item.kind, item.node.id);
-          inFlight.set(
-            key,
-            execute(item).finally(() => inFlight.delete(key)),
-          );
+          // Removed from the in-flight set only when its outcome is handled: two attempts that
+          // end together are both recorded, one per turn of this loop.
+          inFlight.set(key, execute(item));
         }
         continue;
       }
@@ -567,6 +566,8 @@ export async function runInstance(
         racers.push(lost);
         const next = await Promise.race(racers);
         stopWaiting.abort();
+        if (next && next.kind !== 'lost')
+          inFlight.delete(runKey(next.item.kind, next.item.node.id));
         if (next) handle(next);
         continue;
       }
