@@ -344,7 +344,7 @@ export interface AnySagaDefinition {
 
 type Branch<Input, Results> = (
   branch: SagaDefinition<Input, Results>,
-) => SagaDefinition<Input, Record<string, unknown>>;
+) => SagaDefinition<Input, object>;
 
 /**
  * A saga: a name, a version, and its steps, conditional branches, parallel branches, waits and
@@ -388,7 +388,7 @@ export interface SagaDefinition<Input = unknown, Results = Record<string, unknow
    *   b.step('requestPriorAuthorization', { run: ... }))
    * ```
    */
-  when<B extends SagaDefinition<Input, Record<string, unknown>>>(
+  when<B extends SagaDefinition<Input, object>>(
     predicate: (ctx: SagaContext<Input, Results>) => boolean,
     branch: (branch: SagaDefinition<Input, Results>) => B,
     options?: { readonly name?: string },

@@ -451,7 +451,8 @@ export function runtimeContract(name: string, factory: StoreFactory): void {
           .parallel({
             primary: (b) =>
               b.step('submitToPrimary', {
-                run: () => new Promise((r) => setTimeout(() => r({ ok: true }), 150)),
+                run: () =>
+                  new Promise<{ ok: boolean }>((r) => setTimeout(() => r({ ok: true }), 150)),
                 compensate: compensate('submitToPrimary'),
               }),
             secondary: (b) =>
