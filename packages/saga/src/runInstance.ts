@@ -48,6 +48,7 @@ import {
   type SagaStatus,
   toIso,
 } from './state.js';
+import { context, sagaMetrics, tracedAttempt, traceOfStart } from './telemetry.js';
 
 /** What a run needs from the runtime around it. */
 export interface RunEnvironment {
@@ -71,16 +72,23 @@ export interface RunOutcome {
   readonly wakeAt: number | null;
 }
 
+/** A read-back event: what the fold needs, and the metadata that carries the trace context. */
+interface ReadBackEvent extends FoldEvent {
+  readonly metadata?: Readonly<Record<string, unknown>>;
+}
+
 /** Read-back events as the fold sees them. */
 export function toFoldEvent(e: RecordedEvent): FoldEvent {
-  return {
+  const event: ReadBackEvent = {
     id: e.id,
     type: e.type,
     data: e.data,
     recordedAt: Date.parse(e.recordedAt),
     correlationId: e.correlationId,
     tenantId: e.tenantId,
+    metadata: e.metadata,
   };
+  return event;
 }
 
 class Lost extends Error {}
@@ -131,18 +139,36 @@ export function backoffMs(policy: NormalizedRetry, used: number): number {
  * `StepStarted` (with its compensation intent) before its side effect, its outcome together with
  * the next step's start, all with the stream version as the fencing token.
  */
-export async function runInstance(
+export function runInstance(
   env: RunEnvironment,
   definition: AnySagaDefinition,
   id: string,
   history: readonly FoldEvent[],
   signal: AbortSignal,
-  options: {
-    /** The stream's version (the history may be shorter when a migration dropped events). */
-    readonly streamVersion?: number;
-    /** The instance's version, when this definition takes it over through migrations. */
-    readonly migratedFrom?: number;
-  } = {},
+  options: RunOptions = {},
+): Promise<RunOutcome> {
+  // The run continues the trace the instance was started in, whichever worker runs it: its
+  // appends and its steps' spans join that trace.
+  const started = history.find((e) => e.type === 'SagaStarted') as ReadBackEvent | undefined;
+  return context.with(traceOfStart(started?.metadata), () =>
+    run(env, definition, id, history, signal, options),
+  );
+}
+
+interface RunOptions {
+  /** The stream's version (the history may be shorter when a migration dropped events). */
+  readonly streamVersion?: number;
+  /** The instance's version, when this definition takes it over through migrations. */
+  readonly migratedFrom?: number;
+}
+
+async function run(
+  env: RunEnvironment,
+  definition: AnySagaDefinition,
+  id: string,
+  history: readonly FoldEvent[],
+  signal: AbortSignal,
+  options: RunOptions,
 ): Promise<RunOutcome> {
   const stream = { type: sagaStreamType, id };
   const virtual = env.clock.kind === 'virtual';
@@ -335,6 +361,35 @@ export async function runInstance(
     }
   };
 
+  /** An attempt in its span, its duration recorded (names and counts only, never values). */
+  const observedAttempt = async (item: RunItem, attempt: number): Promise<unknown> => {
+    const phase = item.kind === 'compensation' ? 'compensation' : 'step';
+    const startedAt = performance.now();
+    let outcome = 'error';
+    try {
+      const result = await tracedAttempt(
+        phase === 'step' ? 'evident.saga.step' : 'evident.saga.compensation',
+        {
+          'evident.saga': definition.name,
+          'evident.saga.version': definition.version,
+          'evident.saga.step': item.node.id,
+          'evident.saga.attempt': attempt,
+          'evident.correlation_id': state.correlationId,
+        },
+        () => runAttempt(item, attempt),
+      );
+      outcome = 'ok';
+      return result;
+    } finally {
+      sagaMetrics().stepDuration.record(performance.now() - startedAt, {
+        'evident.saga': definition.name,
+        'evident.saga.step': item.node.id,
+        'evident.saga.phase': phase,
+        'evident.saga.outcome': outcome,
+      });
+    }
+  };
+
   /** Carry out a compensation: the saga's function, or a checked transition of a machine. */
   const compensate = async (item: RunItem, ctx: CompensationContext): Promise<unknown> => {
     const c = item.node.compensate!;
@@ -380,7 +435,7 @@ export async function runInstance(
             await flush();
           }
           try {
-            return await runAttempt(item, attempt);
+            return await observedAttempt(item, attempt);
           } catch (error) {
             throw new AttemptFailure(error);
           }
@@ -407,6 +462,11 @@ export async function runInstance(
               throw new FinalFailure();
             }
             const delayMs = backoffMs(policy, used);
+            sagaMetrics().retries.add(1, {
+              'evident.saga': definition.name,
+              'evident.saga.step': item.node.id,
+              'evident.saga.phase': compensation ? 'compensation' : 'step',
+            });
             plan({
               type: 'StepRetryScheduled',
               data: {
@@ -535,6 +595,7 @@ export async function runInstance(
       if (decision.deadLetter && inFlight.size === 0) {
         plan({ type: 'SagaDeadLettered', data: await deadLetterContext(decision.deadLetter) });
         await flush();
+        sagaMetrics().deadLetters.add(1, { 'evident.saga': definition.name });
         return outcome('final');
       }
       if (decision.start.length > 0 && !decision.deadLetter) {
