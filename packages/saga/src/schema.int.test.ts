@@ -1,0 +1,85 @@
+/**
+ * The work table and trigger this package adds, as reviewed (checked-in dump), and the
+ * least-privilege role services run as: it can start, run and signal sagas and act on them as an
+ * operator, and cannot remove an instance.
+ */
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { applicationRole, createEventStore, type EventStore } from '@evident/eventstore';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { postgresUrl } from '#test-env';
+import { dumpOwnSchema } from '../scripts/schemaDump.js';
+import { postgresFactory, type StoreFixture, sagaId } from '../test/fixtures.js';
+import { createSagaRuntime, defineSaga, migrateSagas } from './index.js';
+
+describe.skipIf(!postgresUrl)('schema (PostgreSQL)', () => {
+  let fixture: StoreFixture;
+  let owner: EventStore;
+  let service: EventStore;
+  let login: string;
+
+  beforeAll(async () => {
+    fixture = await postgresFactory(postgresUrl!)();
+    owner = fixture.store;
+    login = `${owner.schema}_svc`;
+    await owner.database.query(
+      `create role "${login}" login in role "${applicationRole(owner.schema)}"`,
+    );
+    const url = new URL(postgresUrl!);
+    url.username = login;
+    service = createEventStore({
+      connectionString: url.toString(),
+      schema: owner.schema,
+      poolSize: 4,
+    });
+  });
+  afterAll(async () => {
+    await service?.close();
+    await owner?.database.query(`drop role if exists "${login}"`);
+    await fixture?.cleanup();
+  });
+
+  it('matches the checked-in schema dump, so every schema change shows in review', async () => {
+    const checkedIn = await readFile(
+      fileURLToPath(new URL('../sql/schema.sql', import.meta.url)),
+      'utf8',
+    );
+    expect(await dumpOwnSchema(postgresUrl!, owner.schema)).toBe(checkedIn);
+  });
+
+  it('migrates once: a second run applies nothing', async () => {
+    expect(await migrateSagas(owner)).toEqual({ applied: [] });
+  });
+
+  it('lets the application role start and run sagas, whose trigger keeps the work table as that role', async () => {
+    const saga = defineSaga('eligibility-recheck', { version: 1 })
+      .step('verifyInsuranceEligibility', { run: () => ({ eb01: '1' }) })
+      .waitFor('ConsentSigned', { name: 'consent' });
+    const runtime = createSagaRuntime({ store: service, sagas: [saga], workers: false });
+    try {
+      const id = sagaId('recheck');
+      await runtime.start('eligibility-recheck', null, { id });
+      await runtime.drain();
+      expect(await runtime.get(id)).toMatchObject({
+        status: 'waiting',
+        waitingFor: 'ConsentSigned',
+      });
+      await runtime.resolve(id, {
+        operator: { id: 'u-42', role: 'operations-lead' },
+        reason: 'consent collected on paper at the front desk',
+      });
+      expect((await runtime.get(id))!.status).toBe('resolved');
+    } finally {
+      await runtime.stop();
+    }
+  });
+
+  it('does not let the application role remove an instance', async () => {
+    await expect(
+      service.database.query(`delete from "${owner.schema}".saga_instances`),
+    ).rejects.toMatchObject({ code: '42501' });
+    await expect(
+      service.database.query(`truncate "${owner.schema}".saga_instances`),
+    ).rejects.toMatchObject({ code: '42501' });
+  });
+});
