@@ -1,0 +1,59 @@
+/**
+ * Small helpers shared by the benchmarks: percentiles, medians, and one JSON line per figure with
+ * the ceiling it is measured against. (The event store's bench harness, copied so the packages
+ * stay independent.)
+ */
+
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const index = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1);
+  return sorted[Math.max(0, index)]!;
+}
+
+export const median = (values: readonly number[]) =>
+  percentile(
+    [...values].sort((a, b) => a - b),
+    50,
+  );
+
+/** Run `worker` on `concurrency` lanes for `ms`; returns operations completed per second. */
+export async function throughput(
+  concurrency: number,
+  ms: number,
+  worker: (lane: number, iteration: number) => Promise<number>,
+): Promise<number> {
+  const deadline = performance.now() + ms;
+  const started = performance.now();
+  let done = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async (_, lane) => {
+      for (let i = 0; performance.now() < deadline; i++) {
+        // Not `done += await worker()`: that reads `done` before the await and loses the other
+        // lanes' updates.
+        const n = await worker(lane, i);
+        done += n;
+      }
+    }),
+  );
+  return done / ((performance.now() - started) / 1000);
+}
+
+export interface Figure {
+  readonly bench: string;
+  readonly value: number;
+  readonly unit: string;
+  readonly ceiling?: number;
+  readonly ceilingName?: string;
+  readonly target?: string;
+  readonly [extra: string]: unknown;
+}
+
+export function report(figure: Figure): void {
+  const round = (n: number) => (Math.abs(n) >= 100 ? Math.round(n) : Math.round(n * 1000) / 1000);
+  const out: Record<string, unknown> = { ...figure, value: round(figure.value) };
+  if (figure.ceiling !== undefined) {
+    out.ceiling = round(figure.ceiling);
+    out.ratio = Math.round((figure.value / figure.ceiling) * 1000) / 1000;
+  }
+  console.log(JSON.stringify(out));
+}

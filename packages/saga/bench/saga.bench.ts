@@ -1,0 +1,323 @@
+/**
+ * Saga runtime benchmark against PostgreSQL: seven-step sagas whose steps do no work, run by 4
+ * workers with 64 instances in flight. Printed as JSON lines, each figure beside a ceiling measured
+ * in the same run on the same database:
+ *
+ * - completed sagas per second, beside plain single-row INSERTs per second into a table of the
+ *   events table's shape, on as many connections as the workers have together;
+ * - the per-step overhead (from one step's `run` returning to the next one's starting, taken in
+ *   the step functions with `performance.now()`), p50 and p99, with 64 in flight and for a saga
+ *   running alone, beside the latency of one such INSERT under the same concurrency.
+ *
+ * "4 workers" are 4 saga runtimes in this process, each with its own event store and pool (as 4
+ * worker processes would have) and `workers: { concurrency: 16 }`; 64 lanes each start a saga on
+ * their runtime and wait for it to end, so 64 instances are in flight at all times. A runtime
+ * that starts an instance with a free slot runs it at once (no claim), which is how a worker
+ * process that starts its own sagas runs them. Rounds alternate the sagas and the ceiling so both
+ * see the same machine noise; each figure is the median of its rounds.
+ *
+ *   POSTGRES_URL=postgres://postgres@127.0.0.1:5432/evident_test pnpm --filter @evident/saga bench
+ *
+ * BENCH_SECONDS (per round, default 3), BENCH_ROUNDS (default 5), BENCH_POOL (connections per
+ * worker, default 4).
+ */
+import { createEnvelope } from '@evident/envelope';
+import { createEventStore, type EventStore } from '@evident/eventstore';
+import pg from 'pg';
+import { createSagaRuntime, defineSaga, migrateSagas, type SagaRuntime } from '../src/index.js';
+import { median, percentile, report, throughput } from './harness.js';
+
+const url =
+  process.env.POSTGRES_URL ??
+  process.env.DATABASE_URL ??
+  'postgres://postgres@127.0.0.1:5432/evident_test';
+const seconds = Number(process.env.BENCH_SECONDS ?? 3);
+const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
+const workers = 4;
+const perWorker = 16;
+const inFlight = workers * perWorker;
+const poolPerWorker = Number(process.env.BENCH_POOL ?? 4);
+const connections = workers * poolPerWorker;
+const schema = `bench_saga_${process.pid}`;
+const steps = 7;
+
+// Step timestamps of each running instance: [start1, end1, start2, end2, ...].
+const marks = new Map<string, number[]>();
+const mark = (sagaId: string) => {
+  const m = marks.get(sagaId);
+  if (m) m.push(performance.now());
+  else marks.set(sagaId, [performance.now()]);
+};
+const stepNames = [
+  'createPatientRecord',
+  'verifyInsuranceEligibility',
+  'checkPriorAuthorization',
+  'openBillingAccount',
+  'assignCareCoordinator',
+  'sendWelcomePacket',
+  'bookInitialConsultation',
+] as const;
+let saga = defineSaga<{ readonly patientId: string }>('bench-onboarding', { version: 1 });
+for (const name of stepNames) {
+  saga = saga.step(name, {
+    run: ({ sagaId }) => {
+      mark(sagaId); // start
+      mark(sagaId); // end: the step does no work
+      return null;
+    },
+    // Never runs (no step fails); recorded as the step's compensation intent, as in real sagas.
+    compensate: { transition: `undo-${name}`, run: () => null },
+  }) as unknown as typeof saga;
+}
+
+/** The gaps between one step's end and the next one's start of a finished instance, in ms. */
+const takeGaps = (sagaId: string, into: number[]) => {
+  const m = marks.get(sagaId);
+  marks.delete(sagaId);
+  if (!m || m.length !== steps * 2) throw new Error(`instance ${sagaId} ran ${m?.length} marks`);
+  for (let k = 1; k < steps; k++) into.push(m[2 * k]! - m[2 * k - 1]!);
+};
+
+/** Statements sent per pool, by prepared-statement name, to report statements per saga. */
+const statements = new Map<string, number>();
+const countStatements = (store: EventStore) => {
+  const pool = store.database.pool!;
+  const query = pool.query.bind(pool) as (...args: unknown[]) => unknown;
+  (pool as { query: unknown }).query = (config: unknown, ...rest: unknown[]) => {
+    const c = config as { name?: string; text?: string } | string;
+    const name =
+      typeof c === 'string'
+        ? c.slice(0, 30)
+        : (c.name ?? c.text?.replace(/\s+/g, ' ').slice(0, 30) ?? '?');
+    statements.set(name, (statements.get(name) ?? 0) + 1);
+    return query(config, ...rest);
+  };
+  const connect = pool.connect.bind(pool) as (...args: unknown[]) => unknown;
+  (pool as { connect: unknown }).connect = (...args: unknown[]) => {
+    statements.set(
+      'pool.connect (transaction)',
+      (statements.get('pool.connect (transaction)') ?? 0) + 1,
+    );
+    return connect(...args);
+  };
+};
+
+const ceilingColumns = [
+  'stream_type',
+  'stream_id',
+  'stream_version',
+  'event_id',
+  'event_type',
+  'schema_version',
+  'data',
+  'metadata',
+  'correlation_id',
+  'causation_id',
+  'source',
+  'actor_id',
+  'actor_role',
+  'tenant_id',
+  'occurred_at',
+] as const;
+const ceilingInsert = `insert into "${schema}".ceiling (${ceilingColumns.join(', ')})
+  values (${ceilingColumns.map((_, i) => `$${i + 1}`).join(', ')})`;
+/** A row like a step boundary's event: a step's success carrying the next step's start. */
+const ceilingRow = (streamId: string, version: number) => {
+  const e = createEnvelope({
+    type: 'StepSucceeded',
+    data: {
+      step: 'verifyInsuranceEligibility',
+      attempt: 1,
+      result: null,
+      next: [{ step: 'checkPriorAuthorization', attempt: 1, compensation: 'declared' }],
+    },
+    source: 'evident.saga',
+    actor: { id: 'saga-runtime', role: 'system' },
+  });
+  return [
+    'saga',
+    streamId,
+    version,
+    e.id,
+    e.type,
+    e.schemaVersion,
+    JSON.stringify(e.data),
+    JSON.stringify(e.metadata),
+    e.correlationId,
+    e.causationId,
+    e.source,
+    e.actor.id,
+    e.actor.role,
+    e.tenantId ?? null,
+    e.occurredAt,
+  ];
+};
+
+async function dropSchema(pool: pg.Pool) {
+  await pool.query(`drop schema if exists "${schema}" cascade`);
+  for (const role of [`${schema}_app`, `${schema}_auditor`]) {
+    const exists = await pool.query('select 1 from pg_roles where rolname = $1', [role]);
+    if (exists.rowCount) {
+      await pool.query(`drop owned by "${role}"`);
+      await pool.query(`drop role "${role}"`);
+    }
+  }
+}
+
+async function main() {
+  // The ceiling's own connections, as many as the workers have together.
+  const pool = new pg.Pool({ connectionString: url, max: connections });
+  const stores = Array.from({ length: workers }, () =>
+    createEventStore({ connectionString: url, schema, poolSize: poolPerWorker }),
+  );
+  let runtimes: SagaRuntime[] = [];
+  try {
+    await stores[0]!.migrate();
+    await migrateSagas(stores[0]!);
+    await pool.query(`create table "${schema}".ceiling (like "${schema}".events including all)`);
+    for (const store of stores) countStatements(store);
+    runtimes = stores.map((store) =>
+      createSagaRuntime({ store, sagas: [saga], workers: { concurrency: perWorker } }),
+    );
+
+    let next = 0;
+    /** Start one saga on `runtime`, wait for its end, collect its step gaps. */
+    const runOne = async (runtime: SagaRuntime, prefix: string, gaps: number[]) => {
+      const id = `${prefix}-${next++}`;
+      await runtime.start('bench-onboarding', { patientId: id }, { id });
+      const end = await runtime.waitUntil(id, { timeout: '60s' });
+      if (end.status !== 'completed') throw new Error(`instance ${id} ended ${end.status}`);
+      takeGaps(id, gaps);
+      return 1;
+    };
+    const sagaLoop = (prefix: string, ms: number, gaps: number[]) =>
+      throughput(inFlight, ms, (lane) => runOne(runtimes[lane % workers]!, prefix, gaps));
+    const insertLatencies: number[] = [];
+    const insertLoop = (prefix: string, lanes: number, ms: number) =>
+      throughput(lanes, ms, async (lane, i) => {
+        const t = performance.now();
+        await pool.query(ceilingInsert, ceilingRow(`${prefix}-${lane}`, i + 1));
+        insertLatencies.push(performance.now() - t);
+        return 1;
+      });
+
+    // Warm up connections, prepared statements, plan caches and the JIT.
+    await insertLoop('warm', connections, 1000);
+    await sagaLoop('warm', 2000, []);
+    statements.clear();
+
+    const figures = {
+      sagas: [] as number[],
+      inserts: [] as number[],
+      gapP50: [] as number[],
+      gapP99: [] as number[],
+      insertP50: [] as number[],
+      insertP99: [] as number[],
+      completed: 0,
+    };
+    for (let round = 0; round < rounds; round++) {
+      insertLatencies.length = 0;
+      figures.inserts.push(await insertLoop(`c${round}`, connections, seconds * 1000));
+      const insertSorted = [...insertLatencies].sort((a, b) => a - b);
+      figures.insertP50.push(percentile(insertSorted, 50));
+      figures.insertP99.push(percentile(insertSorted, 99));
+      const gaps: number[] = [];
+      const before = next;
+      figures.sagas.push(await sagaLoop(`r${round}`, seconds * 1000, gaps));
+      figures.completed += next - before;
+      gaps.sort((a, b) => a - b);
+      figures.gapP50.push(percentile(gaps, 50));
+      figures.gapP99.push(percentile(gaps, 99));
+    }
+    const perSaga = [...statements.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .map(([name, n]) => [name, Math.round((n / figures.completed) * 100) / 100]);
+    const statementsPerSaga =
+      [...statements.values()].reduce((a, b) => a + b, 0) / figures.completed;
+
+    // A saga alone: one instance at a time on one worker, beside one INSERT at a time.
+    const alone = {
+      gapP50: [] as number[],
+      gapP99: [] as number[],
+      insertP50: [] as number[],
+      insertP99: [] as number[],
+    };
+    const aloneCount = 100;
+    for (let round = 0; round < rounds; round++) {
+      const lone: number[] = [];
+      for (let i = 0; i < aloneCount; i++) {
+        const t = performance.now();
+        await pool.query(ceilingInsert, ceilingRow(`alone-${round}`, i + 1));
+        lone.push(performance.now() - t);
+      }
+      lone.sort((a, b) => a - b);
+      alone.insertP50.push(percentile(lone, 50));
+      alone.insertP99.push(percentile(lone, 99));
+      const gaps: number[] = [];
+      for (let i = 0; i < aloneCount; i++) await runOne(runtimes[0]!, `a${round}`, gaps);
+      gaps.sort((a, b) => a - b);
+      alone.gapP50.push(percentile(gaps, 50));
+      alone.gapP99.push(percentile(gaps, 99));
+    }
+
+    const ceilingName = `plain single-row INSERT into a table of the events table's shape, ${connections} connections`;
+    report({
+      bench: 'saga.sevenStep.throughput',
+      description: `seven-step sagas, steps doing no work, ${workers} workers x ${perWorker} = ${inFlight} in flight, ${poolPerWorker} connections per worker`,
+      value: median(figures.sagas),
+      unit: 'sagas/s',
+      ceiling: median(figures.inserts),
+      ceilingName: `${ceilingName} (rows/s)`,
+      target: '>= 400 sagas/s',
+      stepsPerSecond: Math.round(median(figures.sagas) * steps),
+      statementsPerSaga: Math.round(statementsPerSaga * 100) / 100,
+      statements: Object.fromEntries(perSaga),
+      rounds: figures.sagas.map(Math.round),
+      ceilingRounds: figures.inserts.map(Math.round),
+    });
+    report({
+      bench: 'saga.sevenStep.stepOverhead.p50',
+      description: `end of one step to the start of the next, ${inFlight} in flight (Little's law: about in-flight / steps per second)`,
+      value: median(figures.gapP50),
+      unit: 'ms',
+      ceiling: median(figures.insertP50),
+      ceilingName: `${ceilingName}, latency p50`,
+      rounds: figures.gapP50.map((v) => Math.round(v * 100) / 100),
+    });
+    report({
+      bench: 'saga.sevenStep.stepOverhead.p99',
+      description: `end of one step to the start of the next, ${inFlight} in flight`,
+      value: median(figures.gapP99),
+      unit: 'ms',
+      ceiling: median(figures.insertP99),
+      ceilingName: `${ceilingName}, latency p99`,
+      rounds: figures.gapP99.map((v) => Math.round(v * 100) / 100),
+    });
+    report({
+      bench: 'saga.sevenStep.alone.stepOverhead.p50',
+      description: 'end of one step to the start of the next, one saga at a time',
+      value: median(alone.gapP50),
+      unit: 'ms',
+      ceiling: median(alone.insertP50),
+      ceilingName: 'plain single-row INSERT, one at a time, latency p50',
+      target: '< 1.5 ms',
+      rounds: alone.gapP50.map((v) => Math.round(v * 100) / 100),
+    });
+    report({
+      bench: 'saga.sevenStep.alone.stepOverhead.p99',
+      description: 'end of one step to the start of the next, one saga at a time',
+      value: median(alone.gapP99),
+      unit: 'ms',
+      ceiling: median(alone.insertP99),
+      ceilingName: 'plain single-row INSERT, one at a time, latency p99',
+      rounds: alone.gapP99.map((v) => Math.round(v * 100) / 100),
+    });
+  } finally {
+    await Promise.all(runtimes.map((r) => r.stop()));
+    await Promise.all(stores.map((s) => s.close()));
+    await dropSchema(pool);
+    await pool.end();
+  }
+}
+
+await main();
