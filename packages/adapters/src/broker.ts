@@ -182,6 +182,23 @@ export interface Broker {
    * Read the dead letters of a subscription's queue without removing them, oldest first.
    */
   deadLetters(queue: string, options?: DeadLettersOptions): Promise<readonly DeadLetter[]>;
+  /**
+   * Whether the broker can take work now, for a service's readiness endpoint: its server answers
+   * within `timeout` (RabbitMQ: the connections are open; SQS/SNS: the endpoint answers a call).
+   * Never throws; a closed broker is not ready.
+   */
+  ready(options?: { readonly timeout?: number }): Promise<BrokerReadiness>;
   /** Close every subscription (draining in-flight handlers), then the connections. */
   close(): Promise<void>;
+}
+
+/** What {@link Broker.ready} reports. */
+export interface BrokerReadiness {
+  readonly ready: boolean;
+  readonly checks: {
+    /** The server answers; `error` is an error code (`BROKER_UNAVAILABLE`, `BROKER_CLOSED`). */
+    readonly connection: { readonly ok: boolean; readonly error?: string };
+    /** Subscriptions this broker object is consuming for. */
+    readonly subscriptions: number;
+  };
 }

@@ -1,6 +1,7 @@
 export type {
   Broker,
   BrokerCapabilities,
+  BrokerReadiness,
   DeadLettersOptions,
   MessageContext,
   MessageHandler,

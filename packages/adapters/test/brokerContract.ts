@@ -396,6 +396,29 @@ export function brokerContract(name: string, factory: BrokerFactory): void {
       }
     });
 
+    it('reports itself ready while its server answers, with its subscriptions, and not after close', async () => {
+      const other = await factory();
+      try {
+        expect(await other.broker.ready()).toEqual({
+          ready: true,
+          checks: { connection: { ok: true }, subscriptions: 0 },
+        });
+        const type = unique('ClaimSubmitted');
+        await other.broker.subscribe({ queue: unique('q'), topics: [type], handler: () => {} });
+        expect(await other.broker.ready()).toMatchObject({
+          ready: true,
+          checks: { subscriptions: 1 },
+        });
+        await other.broker.close();
+        expect(await other.broker.ready()).toMatchObject({
+          ready: false,
+          checks: { connection: { ok: false, error: 'BROKER_CLOSED' } },
+        });
+      } finally {
+        await other.cleanup();
+      }
+    });
+
     it('refuses to publish or subscribe after close with BROKER_CLOSED', async () => {
       const other = await factory();
       try {

@@ -67,6 +67,7 @@ export function instrument(
     },
     subscribe: (options) => inner.subscribe(options),
     deadLetters: (queue, options) => inner.deadLetters(queue, options),
+    ready: (options) => inner.ready(options),
     close: () => inner.close(),
   };
 }

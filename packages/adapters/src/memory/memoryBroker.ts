@@ -14,6 +14,7 @@ import { BrokerError } from '../errors.js';
 import { runDelivery } from '../internal/delivery.js';
 import { InFlight } from '../internal/inFlight.js';
 import { prepareOutgoing } from '../internal/outgoing.js';
+import { probeReadiness } from '../internal/readiness.js';
 import { instrumentBroker } from '../internal/telemetry.js';
 import { assertQueueName } from '../names.js';
 import { type RetryPolicy, resolveRetryPolicy } from '../retryPolicy.js';
@@ -385,6 +386,10 @@ function uninstrumented(options: MemoryBrokerOptions): MemoryBroker {
     ): Promise<readonly DeadLetter[]> {
       const limit = readOptions?.limit ?? 100;
       return (queues.get(assertQueueName(queue))?.dead ?? []).slice(0, limit);
+    },
+
+    ready(readyOptions) {
+      return probeReadiness(closed, subscriptions.size, readyOptions?.timeout, async () => {});
     },
 
     async close(): Promise<void> {

@@ -14,6 +14,7 @@ import type { DeadLetter } from '../deadLetter.js';
 import { BrokerError } from '../errors.js';
 import { deliveryLimitFailure } from '../internal/delivery.js';
 import { prepareOutgoing } from '../internal/outgoing.js';
+import { probeReadiness } from '../internal/readiness.js';
 import { instrumentBroker } from '../internal/telemetry.js';
 import { readDeadLetter, wire } from '../internal/wire.js';
 import type { BrokerLogger } from '../logger.js';
@@ -295,6 +296,16 @@ function uninstrumented(options: RabbitMqBrokerOptions): RabbitMqBroker {
 
     topology(): RabbitMqTopology {
       return { exchanges: [...exchanges], queues: [...queues] };
+    },
+
+    ready(readyOptions) {
+      return probeReadiness(closed, subscriptions.size, readyOptions?.timeout, (signal) =>
+        Promise.all([
+          publishing.get(readyOptions?.timeout ?? 2000, signal),
+          // The consuming connection matters once something consumes.
+          subscriptions.size > 0 ? consuming.get(readyOptions?.timeout ?? 2000, signal) : null,
+        ]),
+      );
     },
 
     async close(): Promise<void> {

@@ -129,6 +129,27 @@ describe.skipIf(!rabbitmqUrl)('RabbitMQ under faults', () => {
     await vi.waitFor(() => expect(seen).toContain(late.id), { timeout: 10_000 });
   });
 
+  it('is not ready while the connection is cut, and ready again once it is back', async () => {
+    const b = broker({ url: viaProxy(url, proxy) });
+    expect((await b.ready()).ready).toBe(true);
+    proxy.refuse = true;
+    proxy.drop();
+    // As soon as the client sees the socket close (a silent death: at the next missed heartbeat).
+    await vi.waitFor(
+      async () =>
+        expect(await b.ready({ timeout: 500 })).toEqual({
+          ready: false,
+          checks: { connection: { ok: false, error: 'BROKER_UNAVAILABLE' }, subscriptions: 0 },
+        }),
+      { timeout: 15_000, interval: 100 },
+    );
+    proxy.refuse = false;
+    await vi.waitFor(async () => expect((await b.ready({ timeout: 500 })).ready).toBe(true), {
+      timeout: 15_000,
+      interval: 100,
+    });
+  });
+
   it('rejects a publish not confirmed within publishTimeoutMs with PUBLISH_TIMEOUT, for the caller to retry', async () => {
     const publisher = broker({ url: viaProxy(url, proxy), publishTimeoutMs: 1000 });
     await publisher.publish(event(`ClaimSubmitted${ns}`));

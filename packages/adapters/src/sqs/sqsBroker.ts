@@ -1,6 +1,7 @@
 import {
   CreateTopicCommand,
   ListSubscriptionsByTopicCommand,
+  ListTopicsCommand,
   type MessageAttributeValue,
   PublishBatchCommand,
   type PublishBatchCommandOutput,
@@ -14,6 +15,7 @@ import {
   CreateQueueCommand,
   GetQueueAttributesCommand,
   GetQueueUrlCommand,
+  ListQueuesCommand,
   type Message,
   ReceiveMessageCommand,
   SetQueueAttributesCommand,
@@ -34,6 +36,7 @@ import { BrokerError } from '../errors.js';
 import { Batcher } from '../internal/batcher.js';
 import { deliveryLimitFailure } from '../internal/delivery.js';
 import { prepareOutgoing } from '../internal/outgoing.js';
+import { probeReadiness } from '../internal/readiness.js';
 import { instrumentBroker } from '../internal/telemetry.js';
 import { readDeadLetter, wire } from '../internal/wire.js';
 import type { BrokerLogger } from '../logger.js';
@@ -460,6 +463,15 @@ function uninstrumented(options: SqsBrokerOptions): SqsBroker {
         queueUrls: [...queueUrls],
         subscriptionArns: [...subscriptionArns],
       };
+    },
+
+    ready(readyOptions) {
+      return probeReadiness(closed, subscriptions.size, readyOptions?.timeout, (abortSignal) =>
+        Promise.all([
+          sqs.send(new ListQueuesCommand({ QueueNamePrefix: ns, MaxResults: 1 }), { abortSignal }),
+          sns.send(new ListTopicsCommand({}), { abortSignal }),
+        ]),
+      );
     },
 
     async close(): Promise<void> {

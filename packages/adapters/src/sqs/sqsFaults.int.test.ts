@@ -52,6 +52,28 @@ describe('SQS broker under faults', () => {
     }
   });
 
+  it('is not ready once its endpoint stops answering', async () => {
+    const own = await startEmulator();
+    const c = clients(own);
+    const b = createSqsBroker({ ...c, namespace: ns, logger: recordingLogger() });
+    try {
+      expect(await b.ready()).toEqual({
+        ready: true,
+        checks: { connection: { ok: true }, subscriptions: 0 },
+      });
+      await own.stop();
+      expect(await b.ready({ timeout: 1000 })).toEqual({
+        ready: false,
+        checks: { connection: { ok: false, error: 'BROKER_UNAVAILABLE' }, subscriptions: 0 },
+      });
+    } finally {
+      await b.close();
+      await own.stop().catch(() => {});
+      c.sqs.destroy();
+      c.sns.destroy();
+    }
+  });
+
   it('keeps a message invisible while its handler outlives the visibility timeout: no parallel second receipt', async () => {
     const type = `EligibilityRequested${ns}`;
     const calls: number[] = [];
