@@ -1,5 +1,6 @@
 export { databaseClock, type SagaClock } from './clock.js';
 export {
+  type AnySagaDefinition,
   type Compensation,
   type CompensationContext,
   type DefineSagaOptions,
@@ -53,6 +54,7 @@ export {
   type SagaInstance,
   type SagaRuntime,
   type SagaRuntimeOptions,
+  type SagaRuntimeReadiness,
   type SignalResult,
   type StartOptions,
   type StartResult,

@@ -1,3 +1,4 @@
+import { readdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import {
   applyMigrations,
@@ -27,4 +28,12 @@ export function migrateSagas(
   options?: MigrateOptions,
 ): Promise<MigrateResult> {
   return applyMigrations(store, { component: 'saga', directory: directory() }, options);
+}
+
+/** Names of the migrations this version ships (what `migrations.name` holds once applied). */
+export async function shippedMigrations(): Promise<string[]> {
+  return (await readdir(directory()))
+    .filter((f) => /^\d{4}_[a-z0-9_]+\.sql$/.test(f))
+    .sort()
+    .map((f) => f.replace(/\.sql$/, ''));
 }

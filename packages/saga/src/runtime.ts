@@ -29,8 +29,10 @@ import {
 } from './events.js';
 import { checkHistory, migrateHistory } from './history.js';
 import { deterministicId, isTransientDatabaseError } from './ids.js';
+import { shippedMigrations } from './migrations.js';
 import { runInstance, toFoldEvent } from './runInstance.js';
 import { finalStatuses, foldHistory, type SagaStatus } from './state.js';
+import { observeSagas } from './telemetry.js';
 
 /** How this process works on instances. */
 export interface WorkerOptions {
@@ -258,8 +260,31 @@ export interface SagaRuntime {
    * workers do this continuously). Returns how many runs it made.
    */
   drain(options?: { readonly limit?: number }): Promise<number>;
+  /**
+   * For a service's readiness endpoint: the database answers, the saga tables are migrated, and
+   * (unless created with `workers: false`) the worker loop runs and its last claim succeeded.
+   * Never throws.
+   */
+  ready(): Promise<SagaRuntimeReadiness>;
   /** Stop the workers: running instances are released for others at once. */
   stop(): Promise<void>;
+}
+
+/** What {@link SagaRuntime.ready} reports. */
+export interface SagaRuntimeReadiness {
+  readonly ready: boolean;
+  readonly checks: {
+    /** `error`: the database error's code, or `unreachable`. */
+    readonly database: { readonly ok: boolean; readonly error?: string };
+    readonly migrations: { readonly ok: boolean; readonly pending: readonly string[] };
+    /** `running`: instances this process runs now; `concurrency` 0 for a runtime without workers. */
+    readonly workers: {
+      readonly ok: boolean;
+      readonly running: number;
+      readonly concurrency: number;
+      readonly error?: string;
+    };
+  };
 }
 
 const statuses: readonly SagaStatus[] = [
@@ -740,31 +765,32 @@ export function createSagaRuntime(options: SagaRuntimeOptions): SagaRuntime {
   };
 
   let loopDone: Promise<void> = Promise.resolve();
+  /** Claims that failed in a row (the database unreachable, say). */
+  let claimFailures = 0;
   let renewTimer: ReturnType<typeof setInterval> | undefined;
   if (worker.concurrency > 0) {
     renewTimer = setInterval(() => void renew(), Math.max(50, Math.floor(worker.lease / 3)));
     renewTimer.unref?.();
     loopDone = (async () => {
-      let failures = 0;
       while (!stopping) {
         const free = worker.concurrency - running.size;
         let claimed = 0;
         if (free > 0) {
           try {
             const rows = await claim(free);
-            failures = 0;
+            claimFailures = 0;
             claimed = rows.length;
             saturated = claimed === free;
             for (const row of rows) launch(row);
           } catch (error) {
-            failures++;
+            claimFailures++;
             if (!isTransientDatabaseError(error)) {
               logger.error(
                 { error: recordError(error).name, message: recordError(error).message },
                 'saga claim failed',
               );
             }
-            await idle(Math.min(worker.pollInterval * failures, 5000));
+            await idle(Math.min(worker.pollInterval * claimFailures, 5000));
             continue;
           }
         }
@@ -777,6 +803,30 @@ export function createSagaRuntime(options: SagaRuntimeOptions): SagaRuntime {
       }
     })();
   }
+
+  // Instances by status and due timers, on each collection of a metrics SDK (none without one).
+  const stopObserving = observeSagas(async () => {
+    const [counts, due] = await Promise.all([
+      db.query<{ saga_name: string; status: string; count: string | number }>(
+        `select saga_name, status, count(*) as count from ${s}.saga_instances group by 1, 2`,
+        [],
+        'evident_saga_gauge_instances',
+      ),
+      db.query<{ count: string | number }>(
+        `select count(*) as count from ${s}.saga_instances where due_at <= ${nowSql}`,
+        [nowParam()],
+        'evident_saga_gauge_due',
+      ),
+    ]);
+    return {
+      instances: counts.map((r) => ({
+        saga: r.saga_name,
+        status: r.status,
+        count: Number(r.count),
+      })),
+      timersDue: Number(due[0]?.count ?? 0),
+    };
+  });
 
   // ------------------------------------------------------------------------------------------
   // Operators.
@@ -1175,9 +1225,51 @@ export function createSagaRuntime(options: SagaRuntimeOptions): SagaRuntime {
       return runs;
     },
 
+    async ready() {
+      const workers = {
+        ok: worker.concurrency === 0 || (!stopping && claimFailures === 0),
+        running: running.size,
+        concurrency: worker.concurrency,
+        ...(stopping ? { error: 'STOPPED' } : claimFailures > 0 ? { error: 'CLAIM_FAILING' } : {}),
+      };
+      const shipped = await shippedMigrations();
+      try {
+        const rows = await db.query<{ name: string }>(
+          `select name from ${s}.migrations where component = 'saga'`,
+          [],
+          'evident_saga_ready',
+        );
+        const applied = new Set(rows.map((r) => r.name));
+        const pending = shipped.filter((name) => !applied.has(name));
+        return {
+          ready: pending.length === 0 && workers.ok,
+          checks: {
+            database: { ok: true },
+            migrations: { ok: pending.length === 0, pending },
+            workers,
+          },
+        };
+      } catch (error) {
+        const code = (error as { code?: unknown }).code;
+        // 42P01: the migrations table does not exist yet (the database answered).
+        return {
+          ready: false,
+          checks: {
+            database:
+              code === '42P01'
+                ? { ok: true }
+                : { ok: false, error: typeof code === 'string' ? code : 'unreachable' },
+            migrations: { ok: false, pending: shipped },
+            workers,
+          },
+        };
+      }
+    },
+
     async stop() {
       if (stopping) return;
       stopping = true;
+      stopObserving();
       unsubscribeClock?.();
       guardedPool?.off('error', onIdleError);
       if (renewTimer) clearInterval(renewTimer);

@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import type { Broker } from '@evident/adapters';
@@ -27,8 +27,7 @@ import { postgresUrl, rabbitmqUrl } from '#test-env';
 import { onboardingSaga, PlanNotContracted } from '../examples/onboarding.js';
 import { onboardingInput, postgresFactory, type StoreFixture, sagaId } from '../test/fixtures.js';
 import { createWorld } from '../test/world.js';
-import type { AnySagaDefinition } from './defineSaga.js';
-import { createSagaRuntime, type SagaRuntime } from './index.js';
+import { type AnySagaDefinition, createSagaRuntime, type SagaRuntime } from './index.js';
 
 /**
  * One workflow, one trace: a request appends `PatientReferred`, the outbox relay publishes it, a
@@ -89,7 +88,7 @@ const brokers: Array<[string, () => Broker, boolean]> = [
 ];
 
 /** The spans of one trace as an indented tree, children in start order (names only). */
-export function renderTrace(all: readonly ReadableSpan[], root: ReadableSpan): string {
+function renderTrace(all: readonly ReadableSpan[], root: ReadableSpan): string {
   const traceId = root.spanContext().traceId;
   const inTrace = all.filter((s) => s.spanContext().traceId === traceId);
   const start = (s: ReadableSpan) => s.startTime[0] * 1e9 + s.startTime[1];
@@ -257,8 +256,21 @@ describe.skipIf(!postgresUrl)('a saga traced from the request that caused it', (
             expect(lines.filter((line) => line.includes(secret))).toEqual([]);
           }
 
-          if (name === 'RabbitMQ' && process.env.EVIDENT_WRITE_TRACE) {
-            writeFileSync(process.env.EVIDENT_WRITE_TRACE, `${renderTrace(finished, root)}\n`);
+          // docs/observability.md shows this trace; its steps and nesting must be what we collect
+          // (how many appends the runtime makes between steps is its own business).
+          const rendered = renderTrace(finished, root);
+          const documented = /<!-- saga-trace:start -->\s*```\n([\s\S]*?)```/.exec(
+            readFileSync(new URL('../../../docs/observability.md', import.meta.url), 'utf8'),
+          )?.[1];
+          const withoutAppends = (text: string) =>
+            text
+              .trim()
+              .split('\n')
+              .filter((line) => !line.trim().startsWith('evident.append'))
+              .join('\n');
+          expect(withoutAppends(rendered)).toBe(withoutAppends(documented ?? ''));
+          if (process.env.EVIDENT_WRITE_TRACE) {
+            writeFileSync(process.env.EVIDENT_WRITE_TRACE, `${rendered}\n`);
           }
         } finally {
           await runtime.stop();
@@ -319,6 +331,16 @@ describe.skipIf(!postgresUrl)('a saga traced from the request that caused it', (
             'createFinancialAccount',
             'createPatientRecord',
           ]);
+          // The runtime's gauges: instances by saga and status, and timers due (none now).
+          const gauge = (metric: string) =>
+            points.find((m) => m.descriptor.name === metric)?.dataPoints ?? [];
+          const compensated = gauge('evident.saga.instances').find(
+            (p) =>
+              p.attributes['evident.saga'] === 'patient-onboarding' &&
+              p.attributes['evident.saga.status'] === 'compensated',
+          );
+          expect(compensated?.value).toBe(1);
+          expect(gauge('evident.saga.timers_due').map((p) => p.value)).toEqual([0]);
         } finally {
           await runtime.stop();
         }
