@@ -73,7 +73,7 @@ import {
   streamTypePattern,
 } from './streamId.js';
 import { createSubscriptions, type SubscribeOptions, type Subscription } from './subscription.js';
-import { metricsNow, SpanKind, traced } from './telemetry.js';
+import { metricsNow, SpanKind, traced, tracedRead } from './telemetry.js';
 
 /** Where the store keeps its tables: one of a pool, a connection string or a PGlite instance. */
 export type EventStoreConnection =
@@ -662,6 +662,55 @@ function createStoreOn(raw: Database, options: EventStoreOptions): EventStore {
     }
   }
 
+  // Reads, wrapped in spans by the store's methods below.
+  async function readAll(readOptions: ReadAllOptions = {}): Promise<ReadAllResult> {
+    const after = readOptions.after ?? startOfLog;
+    const { transactionId, position } = decodeCheckpoint(after);
+    const limit = readOptions.limit ?? 1000;
+    checkPositiveInteger('limit', limit);
+    checkNames('types', readOptions.types, envelopePatterns.type);
+    checkNames('streamTypes', readOptions.streamTypes, streamTypePattern);
+    const rows = await db.query<EventRow & { horizon: string }>(
+      sql.readAll,
+      [transactionId, position, limit, readOptions.types ?? null, readOptions.streamTypes ?? null],
+      names.readAll,
+    );
+    const horizon = rows[0]!.horizon;
+    const events = rows[0]!.event_id === null ? [] : await open(rows.map(toRecordedEvent));
+    if (events.length === limit) {
+      return { events, checkpoint: events[events.length - 1]!.checkpoint, caughtUp: false };
+    }
+    // Fewer than asked: everything below the horizon has been seen, filtered or not, so the
+    // checkpoint may move up to it.
+    const horizonCheckpoint = encodeCheckpoint(horizon, 0);
+    const last = events.length > 0 ? events[events.length - 1]!.checkpoint : after;
+    return {
+      events,
+      checkpoint: compareCheckpoints(horizonCheckpoint, last) > 0 ? horizonCheckpoint : last,
+      caughtUp: true,
+    };
+  }
+
+  async function readByCorrelation(
+    correlationId: string,
+    readOptions: { readonly limit?: number } = {},
+  ): Promise<RecordedEvent[]> {
+    if (
+      typeof correlationId !== 'string' ||
+      correlationId.length === 0 ||
+      correlationId.length > 128
+    ) {
+      throw new InvalidArgumentError('correlationId must be a string of 1-128 characters');
+    }
+    checkPositiveInteger('limit', readOptions.limit);
+    const rows = await db.query<EventRow>(
+      sql.byCorrelation,
+      [correlationId, readOptions.limit ?? null],
+      names.byCorrelation,
+    );
+    return open(rows.map(toRecordedEvent));
+  }
+
   const store: EventStore = {
     schema,
     tenant,
@@ -798,11 +847,16 @@ function createStoreOn(raw: Database, options: EventStoreOptions): EventStore {
       const to = toVersion ?? (forwards ? max : 1);
       const text = forwards ? sql.readForwards : sql.readBackwards;
       const name = forwards ? names.readForwards : names.readBackwards;
-      const page = async (start: number, count: number | null) =>
-        open(
-          (await db.query<EventRow>(text, [stream.type, stream.id, start, to, count], name)).map(
-            toRecordedEvent,
-          ),
+      const page = (start: number, count: number | null) =>
+        tracedRead(
+          'evident.read_stream',
+          { 'evident.stream.type': stream.type, 'evident.direction': direction },
+          async () =>
+            open(
+              (
+                await db.query<EventRow>(text, [stream.type, stream.id, start, to, count], name)
+              ).map(toRecordedEvent),
+            ),
         );
 
       return {
@@ -826,55 +880,18 @@ function createStoreOn(raw: Database, options: EventStoreOptions): EventStore {
       };
     },
 
-    async readAll(readOptions = {}) {
-      const after = readOptions.after ?? startOfLog;
-      const { transactionId, position } = decodeCheckpoint(after);
-      const limit = readOptions.limit ?? 1000;
-      checkPositiveInteger('limit', limit);
-      checkNames('types', readOptions.types, envelopePatterns.type);
-      checkNames('streamTypes', readOptions.streamTypes, streamTypePattern);
-      const rows = await db.query<EventRow & { horizon: string }>(
-        sql.readAll,
-        [
-          transactionId,
-          position,
-          limit,
-          readOptions.types ?? null,
-          readOptions.streamTypes ?? null,
-        ],
-        names.readAll,
+    readAll(readOptions = {}) {
+      return tracedRead('evident.read_all', { 'evident.limit': readOptions.limit ?? 1000 }, () =>
+        readAll(readOptions),
       );
-      const horizon = rows[0]!.horizon;
-      const events = rows[0]!.event_id === null ? [] : await open(rows.map(toRecordedEvent));
-      if (events.length === limit) {
-        return { events, checkpoint: events[events.length - 1]!.checkpoint, caughtUp: false };
-      }
-      // Fewer than asked: everything below the horizon has been seen, filtered or not, so the
-      // checkpoint may move up to it.
-      const horizonCheckpoint = encodeCheckpoint(horizon, 0);
-      const last = events.length > 0 ? events[events.length - 1]!.checkpoint : after;
-      return {
-        events,
-        checkpoint: compareCheckpoints(horizonCheckpoint, last) > 0 ? horizonCheckpoint : last,
-        caughtUp: true,
-      };
     },
 
-    async readByCorrelation(correlationId, readOptions = {}) {
-      if (
-        typeof correlationId !== 'string' ||
-        correlationId.length === 0 ||
-        correlationId.length > 128
-      ) {
-        throw new InvalidArgumentError('correlationId must be a string of 1-128 characters');
-      }
-      checkPositiveInteger('limit', readOptions.limit);
-      const rows = await db.query<EventRow>(
-        sql.byCorrelation,
-        [correlationId, readOptions.limit ?? null],
-        names.byCorrelation,
+    readByCorrelation(correlationId, readOptions = {}) {
+      return tracedRead(
+        'evident.read_by_correlation',
+        typeof correlationId === 'string' ? { 'evident.correlation_id': correlationId } : {},
+        () => readByCorrelation(correlationId, readOptions),
       );
-      return open(rows.map(toRecordedEvent));
     },
 
     async streamVersion(stream) {

@@ -86,6 +86,43 @@ describe.skipIf(!postgresUrl)('telemetry of the event store', () => {
     expect(handle.attributes['evident.correlation_id']).toBeTypeOf('string');
   });
 
+  it('traces reads inside a trace, and starts no trace for a read outside one', async () => {
+    const claim = stream('claim');
+    const appended = events(3);
+    await store.append(claim, appended, { expectedVersion: 'no_stream' });
+    spans.reset();
+    await store.readStream(claim);
+    await store.readAll({ limit: 10 });
+    expect(spans.getFinishedSpans().map((s) => s.name)).toEqual([]);
+
+    const request = await trace.getTracer('test').startActiveSpan('GET /claims', async (span) => {
+      await store.readStream(claim, { limit: 2 });
+      for await (const _ of store.readStream(claim, { pageSize: 2 })) {
+        // two pages: two spans
+      }
+      await store.readAll({ limit: 1 });
+      await store.readByCorrelation(appended[0]!.correlationId);
+      span.end();
+      return span;
+    });
+    const reads = spans
+      .getFinishedSpans()
+      .filter((s) => s.parentSpanContext?.spanId === request.spanContext().spanId)
+      .map((s) => [s.name, s.attributes['evident.events']]);
+    expect(reads).toEqual([
+      ['evident.read_stream', 2],
+      ['evident.read_stream', 2],
+      ['evident.read_stream', 1],
+      ['evident.read_all', 1],
+      ['evident.read_by_correlation', 1],
+    ]);
+    const [first] = spans.getFinishedSpans().filter((s) => s.name === 'evident.read_stream');
+    expect(first!.attributes).toMatchObject({
+      'evident.stream.type': 'claim',
+      'evident.direction': 'forwards',
+    });
+  });
+
   it('counts appends and reports subscription lag through the metrics API', async () => {
     await store.append(stream('claim'), events(3), { expectedVersion: 'no_stream' });
     // A subscription that does not keep up: its handler waits until released.

@@ -131,3 +131,21 @@ export function observeSubscription(
   instruments.meter.addBatchObservableCallback(callback, observables);
   return () => instruments.meter.removeBatchObservableCallback(callback, observables);
 }
+
+/**
+ * Run a read in a span, only inside a trace: a read joins the request or handler that makes it,
+ * but never starts a trace of its own (a subscription polling the log would fill a tracing
+ * backend with one-span traces).
+ */
+export function tracedRead<T extends { length: number } | { events: { length: number } }>(
+  name: 'evident.read_stream' | 'evident.read_all' | 'evident.read_by_correlation',
+  attributes: Attributes,
+  fn: () => Promise<T>,
+): Promise<T> {
+  if (!trace.getActiveSpan()) return fn();
+  return traced(name, SpanKind.CLIENT, attributes, async (span) => {
+    const result = await fn();
+    span.setAttribute('evident.events', 'events' in result ? result.events.length : result.length);
+    return result;
+  });
+}
