@@ -555,6 +555,17 @@ describe('docs/sagas.md', () => {
         compensated: ['assignCareCoordinator', 'createFinancialAccount', 'createPatientRecord'],
       });
 
+    // An expectation that does not hold fails as an assertion, naming what differed.
+    const wrong = await given(onboardingSaga(practice.services), input, { store })
+      .when({ steps: { verifyInsuranceEligibility: () => ({ eb01: '1', planCode: 'PPO-CA-12' }) } })
+      .then({ status: 'dead_lettered' })
+      .then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+    expect(wrong).toMatchObject({ name: 'AssertionError' });
+    expect((wrong as Error).message).toMatch(/status: expected "?dead_lettered"?, got "?(completed|compensated)"?/);
+
     const claimLifecycle = claimSaga(createClearinghouse());
     const paid = await given(claimLifecycle, claimInput)
       .when({
