@@ -600,6 +600,14 @@ export function createSagaRuntime(options: SagaRuntimeOptions): SagaRuntime {
     logger,
   };
 
+  /** How a run of an instance this process has just started records the start. */
+  interface LocalStart {
+    /** The store the run appends through: its first append carries the start. */
+    readonly store: EventStore;
+    /** Append the start alone unless it is recorded (or refused) already. */
+    readonly ensureStarted: () => Promise<void>;
+  }
+
   interface Claimed {
     saga_id: string;
     saga_name: string;
@@ -622,6 +630,7 @@ export function createSagaRuntime(options: SagaRuntimeOptions): SagaRuntime {
     row: Claimed,
     controller: AbortController,
     known?: RecordedEvent[],
+    local?: LocalStart,
   ): Promise<void> => {
     const id = row.saga_id;
     try {
@@ -670,7 +679,8 @@ export function createSagaRuntime(options: SagaRuntimeOptions): SagaRuntime {
         return;
       }
       const current = foldHistory(id, history).version;
-      const outcome = await runInstance(env, definition, id, history, controller.signal, {
+      const runEnv = local ? { ...env, store: local.store } : env;
+      const outcome = await runInstance(runEnv, definition, id, history, controller.signal, {
         streamVersion: recorded.length,
         ...(current !== definition.version ? { migratedFrom: current } : {}),
       });
@@ -681,11 +691,15 @@ export function createSagaRuntime(options: SagaRuntimeOptions): SagaRuntime {
         'saga run failed; the instance is released and retried',
       );
       try {
+        await local?.ensureStarted();
         await release([id], 5000, recordError(error));
       } catch {
         // The lease expires by itself.
       }
     } finally {
+      // A run that ended before its first append (stopped, or failed): the start is still
+      // recorded, before the slot is freed and the lease can be released.
+      await local?.ensureStarted().catch(() => {});
       if (running.get(id) === controller) running.delete(id);
       notifyFinished(id);
     }
@@ -702,8 +716,80 @@ export function createSagaRuntime(options: SagaRuntimeOptions): SagaRuntime {
     });
   };
 
+  /**
+   * The start of an instance this process runs itself rides on the run's first append (its first
+   * step's start, usually): one statement per saga fewer. The store the run gets sends
+   * `SagaStarted` in front of the first events it appends, as a new stream; `start()` resolves
+   * when that append has committed (or failed), as it did when it appended the start alone. If
+   * the run ends before appending anything, the start is appended alone.
+   */
+  const startWithFirstAppend = (
+    id: string,
+    started: Envelope,
+    controller: AbortController,
+  ): { local: LocalStart; recorded: Promise<void> } => {
+    let state: 'pending' | 'sending' | 'done' | 'refused' = 'pending';
+    let settle!: (error?: unknown) => void;
+    const recorded = new Promise<void>((resolve, reject) => {
+      settle = (error) => (error === undefined ? resolve() : reject(error));
+    });
+    // Handled by start(); never an unhandled rejection when start() has already returned.
+    recorded.catch(() => {});
+    const refuse = (error: unknown) => {
+      state = 'refused';
+      settle(error);
+      // The stream is not this run's (the id was taken) or the start is invalid: the run must not
+      // write anything, and ends as lost at its next await.
+      controller.abort(error);
+      return new SagaError('SAGA_NOT_FOUND', 'the instance was not started', { cause: error });
+    };
+    const append: EventStore['append'] = async (stream, events, appendOptions) => {
+      if (state === 'refused')
+        throw new SagaError('SAGA_NOT_FOUND', 'the instance was not started');
+      if (state === 'done' || stream.type !== sagaStreamType || stream.id !== id) {
+        return store.append(stream, events, appendOptions);
+      }
+      state = 'sending';
+      try {
+        // The same ids on a retry after a transient error: the store answers with the original
+        // result if the lost attempt had committed.
+        const result = await store.append(stream, [started, ...events], {
+          expectedVersion: 'no_stream',
+        });
+        state = 'done';
+        settle();
+        return result;
+      } catch (error) {
+        if (isTransientDatabaseError(error) && !controller.signal.aborted) {
+          state = 'pending';
+          throw error;
+        }
+        throw refuse(error);
+      }
+    };
+    const ensureStarted = async () => {
+      if (state !== 'pending') return;
+      state = 'sending';
+      try {
+        await store.append({ type: sagaStreamType, id }, [started], {
+          expectedVersion: 'no_stream',
+        });
+        state = 'done';
+        settle();
+      } catch (error) {
+        refuse(error);
+      }
+    };
+    return { local: { store: { ...store, append }, ensureStarted }, recorded };
+  };
+
   /** Run an instance this process has just started, holding it since its first event. */
-  const runLocally = (id: string, started: Envelope, controller: AbortController) => {
+  const runLocally = (
+    id: string,
+    started: Envelope,
+    controller: AbortController,
+    local?: LocalStart,
+  ) => {
     const recorded: RecordedEvent = {
       ...started,
       // As stored: plain JSON.
@@ -722,7 +808,7 @@ export function createSagaRuntime(options: SagaRuntimeOptions): SagaRuntime {
       stream_version: 1,
       db_now: now(),
     };
-    runClaimed(row, controller, [recorded]).finally(() => {
+    runClaimed(row, controller, [recorded], local).finally(() => {
       if (running.get(id) === controller) running.delete(id);
       if (saturated) wake();
     });
@@ -1042,11 +1128,16 @@ export function createSagaRuntime(options: SagaRuntimeOptions): SagaRuntime {
         occurredAt: new Date(clock.now()),
       });
       try {
-        await store.append({ type: sagaStreamType, id }, [envelope], {
-          expectedVersion: 'no_stream',
-        });
+        if (local) {
+          const { local: start, recorded } = startWithFirstAppend(id, envelope, controller);
+          runLocally(id, envelope, controller, start);
+          await recorded;
+        } else {
+          await store.append({ type: sagaStreamType, id }, [envelope], {
+            expectedVersion: 'no_stream',
+          });
+        }
       } catch (error) {
-        if (local && running.get(id) === controller) running.delete(id);
         if (!isConcurrencyError(error)) throw error;
         const [first] = await store.readStream({ type: sagaStreamType, id }, { limit: 1 });
         const data = first?.data as SagaEventData['SagaStarted'] | undefined;
@@ -1055,8 +1146,7 @@ export function createSagaRuntime(options: SagaRuntimeOptions): SagaRuntime {
         }
         return { id, correlationId: first.correlationId, created: false };
       }
-      if (local) runLocally(id, envelope, controller);
-      else wake();
+      if (!local) wake();
       return { id, correlationId: envelope.correlationId, created: true };
     },
 
