@@ -1099,9 +1099,15 @@ export function createSagaRuntime(options: SagaRuntimeOptions): SagaRuntime {
         throw new InvalidArgumentError(`correlationId must match ${envelopePatterns.token}`);
       }
       // A process that starts an instance and has a free worker slot runs it at once, holding it
-      // from its first event: no claim query, no read of the history it has just written (the
-      // starting process executes the workflow, as in DBOS).
-      const local = !stopping && worker.concurrency > 0 && running.size < worker.concurrency;
+      // from its first event: no claim query, no read of the history it has just written, and the
+      // start recorded with the run's first append (the starting process executes the workflow,
+      // as in DBOS). Not when this process already runs an instance with this id: that start is
+      // refused, and the run holding the id keeps its slot.
+      const local =
+        !stopping &&
+        worker.concurrency > 0 &&
+        running.size < worker.concurrency &&
+        !running.has(id);
       const controller = new AbortController();
       if (local) {
         running.set(id, controller);
