@@ -549,6 +549,12 @@ export function createSagaRuntime(options: SagaRuntimeOptions): SagaRuntime {
   // Workers.
 
   const running = new Map<string, AbortController>();
+  /**
+   * Instances this process runs whose start is not committed yet: their row does not exist, so a
+   * lease renewal must neither renew nor miss them (a miss would abort the run and leave the
+   * instance to wait out its lease).
+   */
+  const unconfirmed = new Set<string>();
   let stopping = false;
   /** The last claim filled every free slot: more may be due. */
   let saturated = false;
@@ -730,8 +736,13 @@ export function createSagaRuntime(options: SagaRuntimeOptions): SagaRuntime {
   ): { local: LocalStart; recorded: Promise<void> } => {
     let state: 'pending' | 'sending' | 'done' | 'refused' = 'pending';
     let settle!: (error?: unknown) => void;
+    unconfirmed.add(id);
     const recorded = new Promise<void>((resolve, reject) => {
-      settle = (error) => (error === undefined ? resolve() : reject(error));
+      settle = (error) => {
+        unconfirmed.delete(id);
+        if (error === undefined) resolve();
+        else reject(error);
+      };
     });
     // Handled by start(); never an unhandled rejection when start() has already returned.
     recorded.catch(() => {});
@@ -823,7 +834,7 @@ export function createSagaRuntime(options: SagaRuntimeOptions): SagaRuntime {
 
   let lastRenewal = performance.now();
   const renew = async () => {
-    const ids = [...running.keys()];
+    const ids = [...running.keys()].filter((id) => !unconfirmed.has(id));
     if (ids.length === 0) {
       lastRenewal = performance.now();
       return;
