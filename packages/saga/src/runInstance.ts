@@ -614,9 +614,11 @@ async function run(
         return outcome('final');
       }
       if (inFlight.size > 0) {
-        const stopWaiting = new AbortController();
+        // Only a timed wait needs a controller, aborted with a shared reason (abort() without one
+        // builds a DOMException with a stack, on every step).
+        const stopWaiting = decision.wakeAt !== null ? new AbortController() : null;
         const racers: Promise<Outcome | null>[] = [...inFlight.values()];
-        if (decision.wakeAt !== null) {
+        if (stopWaiting && decision.wakeAt !== null) {
           racers.push(
             env.clock.sleep(Math.max(0, decision.wakeAt - env.now()), stopWaiting.signal).then(
               () => null,
@@ -626,7 +628,7 @@ async function run(
         }
         racers.push(lost);
         const next = await Promise.race(racers);
-        stopWaiting.abort();
+        stopWaiting?.abort(attemptOver);
         if (next && next.kind !== 'lost')
           inFlight.delete(runKey(next.item.kind, next.item.node.id));
         if (next) handle(next);

@@ -257,7 +257,7 @@ describe.skipIf(!postgresUrl)('a saga traced from the request that caused it', (
           }
 
           // docs/observability.md shows this trace; its steps and nesting must be what we collect
-          // (how many appends the runtime makes between steps is its own business).
+          // (how many appends and reads the runtime and the relay make is their own business).
           const rendered = renderTrace(finished, root);
           const documented = /<!-- saga-trace:start -->\s*```\n([\s\S]*?)```/.exec(
             readFileSync(new URL('../../../docs/observability.md', import.meta.url), 'utf8'),
@@ -266,7 +266,7 @@ describe.skipIf(!postgresUrl)('a saga traced from the request that caused it', (
             text
               .trim()
               .split('\n')
-              .filter((line) => !line.trim().startsWith('evident.append'))
+              .filter((line) => !/^evident\.(append|read_)/.test(line.trim()))
               .join('\n');
           expect(withoutAppends(rendered)).toBe(withoutAppends(documented ?? ''));
           if (process.env.EVIDENT_WRITE_TRACE) {
