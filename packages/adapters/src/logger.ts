@@ -1,16 +1,17 @@
+import type { Logger } from '@evident/envelope';
+
 /**
  * Where an adapter reports what an operator should see — reconnects, deliveries it could not
  * settle, failed heartbeats — with the error's name and code, never a payload or a message text.
- * `console` fits; so does any structured logger with a `warn` method.
+ * The shape every Evident factory takes (pino's: `warn(fields, message)`), silent by default; the
+ * adapters only warn.
  *
  * @example
  * ```ts
- * const logger: BrokerLogger = { warn: (message, fields) => pino.warn(fields, message) };
+ * createRabbitMqBroker({ url, logger: pino() });
  * ```
  */
-export interface BrokerLogger {
-  warn(message: string, fields?: Readonly<Record<string, unknown>>): void;
-}
+export type BrokerLogger = Pick<Logger, 'warn'>;
 
 /** An error's name and code for a log line, never its message (it may quote a URL or a value). */
 export function errorFields(error: unknown): { error: string; code?: unknown } {

@@ -13,8 +13,8 @@ export function recordingLogger() {
   const lines: { message: string; fields?: Readonly<Record<string, unknown>> }[] = [];
   return {
     lines,
-    warn: (message: string, fields?: Readonly<Record<string, unknown>>) =>
-      void lines.push({ message, ...(fields ? { fields } : {}) }),
+    warn: (fields: Readonly<Record<string, unknown>>, message?: string) =>
+      void lines.push({ message: message ?? '', fields }),
   };
 }
 

@@ -92,10 +92,14 @@ export class ReconnectingConnection {
           clientProperties: { connection_name: name },
         });
       } catch (error) {
-        logger.warn(`RabbitMQ connection failed; retrying in ${delay} ms`, {
-          connection: name,
-          ...errorFields(error),
-        });
+        logger.warn(
+          {
+            connection: name,
+            ...errorFields(error),
+            retryInMs: delay,
+          },
+          'RabbitMQ connection failed; retrying',
+        );
         await this.#sleep(delay);
         delay = Math.min(reconnect.maxMs, delay * 2);
         continue;
@@ -111,20 +115,23 @@ export class ReconnectingConnection {
       });
       // Without a listener an 'error' event would crash the process; 'close' follows it.
       model.on('error', (error: unknown) => {
-        logger.warn('RabbitMQ connection error', { connection: name, ...errorFields(error) });
+        logger.warn({ connection: name, ...errorFields(error) }, 'RabbitMQ connection error');
       });
       model.on('blocked', (reason: unknown) => {
-        logger.warn('RabbitMQ blocked the connection (resource alarm)', {
-          connection: name,
-          reason: String(reason),
-        });
+        logger.warn(
+          {
+            connection: name,
+            reason: String(reason),
+          },
+          'RabbitMQ blocked the connection (resource alarm)',
+        );
       });
       this.#model = model;
       for (const waiter of [...this.#waiters]) waiter.done(model);
       await lost;
       this.#model = undefined;
       if (!this.#closed) {
-        logger.warn('RabbitMQ connection lost; reconnecting', { connection: name });
+        logger.warn({ connection: name }, 'RabbitMQ connection lost; reconnecting');
         await this.#sleep(delay);
       }
     }

@@ -147,10 +147,13 @@ export class RabbitConsumer implements Subscription {
       const closed = new Promise<void>((resolve) => channel.once('close', () => resolve()));
       channel.on('error', (error: unknown) => {
         if (!isPreconditionFailed(error)) {
-          o.logger.warn('RabbitMQ consumer channel error', {
-            queue: o.queue,
-            ...errorFields(error),
-          });
+          o.logger.warn(
+            {
+              queue: o.queue,
+              ...errorFields(error),
+            },
+            'RabbitMQ consumer channel error',
+          );
         }
       });
       try {
@@ -174,7 +177,7 @@ export class RabbitConsumer implements Subscription {
             failed(conflict);
             return;
           }
-          o.logger.warn('RabbitMQ subscription stopped: topology conflict', { queue: o.queue });
+          o.logger.warn({ queue: o.queue }, 'RabbitMQ subscription stopped: topology conflict');
           return;
         }
         if (first && Date.now() >= deadline) {
@@ -202,7 +205,7 @@ export class RabbitConsumer implements Subscription {
       }
       this.#deliveries.clear();
       if (!this.#stop.signal.aborted) {
-        o.logger.warn('RabbitMQ consumer channel closed; resubscribing', { queue: o.queue });
+        o.logger.warn({ queue: o.queue }, 'RabbitMQ consumer channel closed; resubscribing');
         await new Promise((r) => setTimeout(r, delay));
       }
     }
@@ -221,10 +224,13 @@ export class RabbitConsumer implements Subscription {
       this.#lanes
         .run(key, () => this.#handle(channel, message, delivery))
         .catch((error: unknown) => {
-          this.#o.logger.warn('RabbitMQ delivery could not be settled; it will be redelivered', {
-            queue: this.#o.queue,
-            ...errorFields(error),
-          });
+          this.#o.logger.warn(
+            {
+              queue: this.#o.queue,
+              ...errorFields(error),
+            },
+            'RabbitMQ delivery could not be settled; it will be redelivered',
+          );
         })
         .finally(() => this.#deliveries.delete(delivery)),
     );

@@ -177,18 +177,18 @@ export class ConfirmPublisher {
         channel = await model.createConfirmChannel();
       } catch (error) {
         if (this.#closed) return;
-        logger.warn('RabbitMQ publisher channel failed; retrying', errorFields(error));
+        logger.warn(errorFields(error), 'RabbitMQ publisher channel failed; retrying');
         await new Promise((r) => setTimeout(r, 200));
         continue;
       }
       const closed = new Promise<void>((resolve) => channel.once('close', () => resolve()));
       channel.on('error', (error: unknown) =>
-        logger.warn('RabbitMQ publisher channel error', errorFields(error)),
+        logger.warn(errorFields(error), 'RabbitMQ publisher channel error'),
       );
       try {
         await setup(channel);
       } catch (error) {
-        logger.warn('RabbitMQ publisher setup failed; retrying', errorFields(error));
+        logger.warn(errorFields(error), 'RabbitMQ publisher setup failed; retrying');
         await channel.close().catch(() => {});
         await new Promise((r) => setTimeout(r, 200));
         continue;

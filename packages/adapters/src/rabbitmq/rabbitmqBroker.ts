@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { type Envelope, InvalidArgumentError } from '@evident/envelope';
+import { type Envelope, InvalidArgumentError, silentLogger } from '@evident/envelope';
 import type { ConfirmChannel } from 'amqplib';
 import type {
   Broker,
@@ -135,7 +135,7 @@ function uninstrumented(options: RabbitMqBrokerOptions): RabbitMqBroker {
     initialMs: positiveInteger('reconnect.initialMs', options.reconnect?.initialMs, 100),
     maxMs: positiveInteger('reconnect.maxMs', options.reconnect?.maxMs, 5000),
   };
-  const logger: BrokerLogger = options.logger ?? console;
+  const logger: BrokerLogger = options.logger ?? silentLogger;
   const connectionName = options.connectionName ?? `evident:${ns}`;
   const connection = (role: string) =>
     new ReconnectingConnection({

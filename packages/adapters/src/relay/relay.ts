@@ -1,5 +1,10 @@
 import { createHash } from 'node:crypto';
-import { type Envelope, InvalidArgumentError, isEvidentError } from '@evident/envelope';
+import {
+  type Envelope,
+  InvalidArgumentError,
+  isEvidentError,
+  silentLogger,
+} from '@evident/envelope';
 import type {
   Checkpoint,
   ErrorSummary,
@@ -248,7 +253,7 @@ export function relay(options: RelayOptions): Relay {
     attempts: 1,
     backoff: { initialMs: 100, factor: 2, maxMs: 30_000, ...options.backoff },
   });
-  const logger: BrokerLogger = options.logger ?? console;
+  const logger: BrokerLogger = options.logger ?? silentLogger;
   const topicOf = options.topicOf ?? ((event: RecordedEvent) => event.type);
   const { priorityOf } = options;
   const types = options.filter?.types;
@@ -377,7 +382,7 @@ export function relay(options: RelayOptions): Relay {
       }
     } catch (error) {
       // Reading ahead only saves round trips: the subscription still hands over every event.
-      logger.warn('relay could not read ahead', errorFields(error));
+      logger.warn(errorFields(error), 'relay could not read ahead');
     }
   }
 
@@ -440,15 +445,15 @@ export function relay(options: RelayOptions): Relay {
         lastPublishError = summarize(error);
         if (isUnpublishable(error)) {
           logger.warn(
+            { ...errorFields(error), eventId: event.id, eventType: event.type },
             unpublishable === 'park'
               ? 'relay cannot publish an event; parking it'
               : 'relay cannot publish an event; stopping',
-            { ...errorFields(error), eventId: event.id, eventType: event.type },
           );
           throw error;
         }
         const delayMs = backoffDelay(policy, attempt);
-        logger.warn('relay publish failed; retrying', { ...errorFields(error), attempt, delayMs });
+        logger.warn({ ...errorFields(error), attempt, delayMs }, 'relay publish failed; retrying');
         attempt += 1;
         await sleep(delayMs, stop.signal);
       }

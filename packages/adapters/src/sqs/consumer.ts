@@ -136,7 +136,7 @@ export class SqsConsumer implements Subscription {
         messages = out.Messages ?? [];
         delay = 100;
       } catch (error) {
-        o.logger.warn('SQS receive failed; retrying', { queue: o.queue, ...errorFields(error) });
+        o.logger.warn({ queue: o.queue, ...errorFields(error) }, 'SQS receive failed; retrying');
         await new Promise((r) => setTimeout(r, delay));
         delay = Math.min(5000, delay * 2);
         continue;
@@ -158,10 +158,13 @@ export class SqsConsumer implements Subscription {
       this.#lanes
         .run(key, () => this.#handle(message, delivery))
         .catch((error: unknown) => {
-          this.#o.logger.warn('SQS message could not be settled; it will be received again', {
-            queue: this.#o.queue,
-            ...errorFields(error),
-          });
+          this.#o.logger.warn(
+            {
+              queue: this.#o.queue,
+              ...errorFields(error),
+            },
+            'SQS message could not be settled; it will be received again',
+          );
         })
         .finally(() => this.#deliveries.delete(delivery)),
     );
@@ -188,10 +191,13 @@ export class SqsConsumer implements Subscription {
     const heartbeat = setInterval(
       () => {
         this.#changeVisibility(receipt, vt).catch((error: unknown) =>
-          o.logger.warn('SQS visibility heartbeat failed', {
-            queue: o.queue,
-            ...errorFields(error),
-          }),
+          o.logger.warn(
+            {
+              queue: o.queue,
+              ...errorFields(error),
+            },
+            'SQS visibility heartbeat failed',
+          ),
         );
       },
       (vt * 1000) / 2,
@@ -265,11 +271,11 @@ export class SqsConsumer implements Subscription {
         )
         .catch((error: unknown) =>
           this.#o.logger.warn(
-            'SQS release failed; messages reappear after their visibility timeout',
             {
               queue: this.#o.queue,
               ...errorFields(error),
             },
+            'SQS release failed; messages reappear after their visibility timeout',
           ),
         );
     }

@@ -21,7 +21,7 @@ import {
   SetQueueAttributesCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
-import { type Envelope, InvalidArgumentError } from '@evident/envelope';
+import { type Envelope, InvalidArgumentError, silentLogger } from '@evident/envelope';
 import type {
   Broker,
   BrokerCapabilities,
@@ -165,7 +165,7 @@ function uninstrumented(options: SqsBrokerOptions): SqsBroker {
   );
   const waitTimeSeconds = integer('waitTimeSeconds', options.waitTimeSeconds, 10, 1, 20);
   const maxBytes = integer('maxMessageBytes', options.maxMessageBytes, snsLimit, 1024, snsLimit);
-  const logger: BrokerLogger = options.logger ?? console;
+  const logger: BrokerLogger = options.logger ?? silentLogger;
   const capabilities: BrokerCapabilities = Object.freeze({
     priority: false,
     ordering: fifo,
