@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it, vi } from 'vitest';
-import { archiveExample } from './docsExample.js';
+import { archiveExample } from '../../examples/archive.js';
 
 const read = (path: string) => readFile(fileURLToPath(new URL(path, import.meta.url)), 'utf8');
 
@@ -11,7 +11,7 @@ describe('docs/archive.md', () => {
   it('shows the example verbatim', async () => {
     const [doc, example] = await Promise.all([
       read('../../../../docs/archive.md'),
-      read('./docsExample.ts'),
+      read('../../examples/archive.ts'),
     ]);
     const imports = example.match(/import \{[^}]+\} from '@evident\/eventstore\/archive';\n/)![0];
     const region = example
