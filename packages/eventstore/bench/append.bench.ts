@@ -7,12 +7,13 @@
  *
  *   POSTGRES_URL=postgres://postgres@127.0.0.1:5432/evident_test pnpm --filter @evident/eventstore bench
  */
+
+import { latencies, median, percentile, report, throughput } from '@evident/bench';
 import { createEnvelope, type Envelope } from '@evident/envelope';
 import { trace } from '@opentelemetry/api';
 import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import pg from 'pg';
 import { createEventStore } from '../src/index.js';
-import { latencies, median, percentile, report, throughput } from './harness.js';
 
 const url = process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/evident_test';
 const seconds = Number(process.env.BENCH_SECONDS ?? 3);

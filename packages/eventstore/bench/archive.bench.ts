@@ -7,11 +7,11 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { report } from '@evident/bench';
 import { createEnvelope } from '@evident/envelope';
 import pg from 'pg';
 import { archive, createDirectoryTarget, replay } from '../src/archive/index.js';
 import { createEventStore, startOfLog } from '../src/index.js';
-import { report } from './harness.js';
 
 const url = process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/evident_test';
 const total = Number(process.env.BENCH_ARCHIVE_EVENTS ?? 50_000);

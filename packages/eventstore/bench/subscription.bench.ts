@@ -5,10 +5,11 @@
  *
  *   pnpm --filter @evident/eventstore bench      (BENCH_LAG_SECONDS, BENCH_RATE to change the load)
  */
+
+import { percentile, report } from '@evident/bench';
 import { createEnvelope } from '@evident/envelope';
 import pg from 'pg';
 import { createEventStore, defineProjection, runProjection, startOfLog } from '../src/index.js';
-import { percentile, report } from './harness.js';
 
 const url = process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/evident_test';
 const seconds = Number(process.env.BENCH_LAG_SECONDS ?? 30);

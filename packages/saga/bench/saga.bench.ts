@@ -21,11 +21,12 @@
  * BENCH_SECONDS (per round, default 3), BENCH_ROUNDS (default 5), BENCH_POOL (connections per
  * worker, default 4).
  */
+
+import { median, percentile, report, throughput } from '@evident/bench';
 import { createEnvelope } from '@evident/envelope';
 import { createEventStore, type EventStore } from '@evident/eventstore';
 import pg from 'pg';
 import { createSagaRuntime, defineSaga, migrateSagas, type SagaRuntime } from '../src/index.js';
-import { median, percentile, report, throughput } from './harness.js';
 
 const url =
   process.env.POSTGRES_URL ??

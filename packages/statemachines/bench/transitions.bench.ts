@@ -7,12 +7,12 @@
  *   POSTGRES_URL=postgres://postgres@127.0.0.1:5432/evident_test pnpm --filter @evident/statemachines bench
  */
 import { randomBytes } from 'node:crypto';
+import { latencies, median, percentile, report, throughput } from '@evident/bench';
 import { createEnvelope } from '@evident/envelope';
 import { createEventStore } from '@evident/eventstore';
 import pg from 'pg';
 import { assign, setup } from 'xstate';
 import { createDurableMachine, migrateStateMachines } from '../src/index.js';
-import { latencies, median, percentile, report, throughput } from './harness.js';
 
 const url = process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/evident_test';
 const seconds = Number(process.env.BENCH_SECONDS ?? 3);

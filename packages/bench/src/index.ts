@@ -1,7 +1,6 @@
 /**
- * Small helpers shared by the benchmarks: percentiles, medians, and one JSON line per figure with
- * the ceiling it is measured against. (The event store's bench harness, copied so the packages
- * stay independent.)
+ * Helpers the benchmarks of every package share: timed rounds, percentiles, and one JSON line per
+ * figure with the ceiling it is measured against (see CONTRIBUTING.md, "Performance").
  */
 
 export function percentile(sorted: readonly number[], p: number): number {
@@ -36,6 +35,18 @@ export async function throughput(
     }),
   );
   return done / ((performance.now() - started) / 1000);
+}
+
+/** Time `fn` `count` times after `warmup` runs; returns sorted durations in ms. */
+export async function latencies(count: number, warmup: number, fn: () => Promise<unknown>) {
+  for (let i = 0; i < warmup; i++) await fn();
+  const out: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const t = performance.now();
+    await fn();
+    out.push(performance.now() - t);
+  }
+  return out.sort((a, b) => a - b);
 }
 
 export interface Figure {
