@@ -3,7 +3,6 @@
  * examples/onboarding.ts or of examples/quickstart.ts (indentation aside), and the regions below
  * run here against PGlite. Helpers outside the regions stand in for the practice's systems.
  */
-import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { createEnvelope } from '@evident/envelope';
@@ -15,6 +14,7 @@ import {
   renameSteps,
   type SagaEventData,
   type SagaRuntime,
+  uuidFromKey,
 } from '@evident/saga';
 import { checkStoredHistories, createVirtualClock, given, sagaKit } from '@evident/saga/testing';
 import { createDurableMachine } from '@evident/statemachines';
@@ -269,19 +269,14 @@ describe('docs/sagas.md', () => {
       store,
       streamType: 'care-coordination',
     });
-    /** A durable machine's send is idempotent by a UUID: one derived from the step's key. */
-    const uuidOf = (key: string) => {
-      const h = createHash('sha256').update(key).digest('hex');
-      return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`;
-    };
-
     const onboarding = defineSaga<{ patientId: string }>('onboarding-coordination', { version: 1 })
       .step('assignCareCoordinator', {
         run: async ({ input, idempotencyKey }) => {
           const assignment = { type: 'ASSIGN', coordinatorId: 'cc-4' } as const;
           await assignments.send(input.patientId, assignment, {
             actor: frontDesk,
-            id: uuidOf(idempotencyKey),
+            // idempotent by a UUID derived from the step's key
+            id: uuidFromKey(idempotencyKey),
           });
           return { assignmentId: input.patientId };
         },

@@ -11,6 +11,21 @@ export function deterministicId(...parts: readonly string[]): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
 }
 
+/**
+ * A UUID derived from a step's idempotency key, for the event or request ids of participants that
+ * take UUIDs (an Evident durable machine's `send(…, { id })`): the same key, so the same id, on
+ * every retry of the step and on whichever worker runs it.
+ *
+ * @example
+ * ```ts
+ * run: ({ input, idempotencyKey }) =>
+ *   assignments.send(input.patientId, assign, { actor, id: uuidFromKey(idempotencyKey) }),
+ * ```
+ */
+export function uuidFromKey(idempotencyKey: string): string {
+  return deterministicId('saga-step', idempotencyKey);
+}
+
 /** Whether an error means the database was unreachable for a moment (worth retrying). */
 export function isTransientDatabaseError(error: unknown): boolean {
   if (typeof error !== 'object' || error === null) return false;

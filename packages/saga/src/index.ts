@@ -44,6 +44,7 @@ export {
   sagaStreamType,
 } from './events.js';
 export { checkHistory, type HistoryEvent, type HistoryProblem } from './history.js';
+export { uuidFromKey } from './ids.js';
 export { migrateSagas } from './migrations.js';
 export type { TransitionParticipant } from './participant.js';
 export {

@@ -183,9 +183,10 @@ export interface SagaRuntime {
    */
   signal(sagaId: string, event: Envelope): Promise<SignalResult>;
   /**
-   * Route an external event to every unfinished instance that waits for its type with this key,
-   * or belongs to its workflow (same correlation id) and has a wait for its type ahead.
-   * Returns the ids signalled.
+   * Route an external event to every unfinished instance that waits for its type with this key
+   * now, or belongs to its workflow (same correlation id) and whose saga waits for its type
+   * anywhere (the signal is kept on the stream until a wait consumes it, so one that arrives
+   * before the wait is not lost). Returns the ids signalled.
    *
    * @example
    * ```ts
