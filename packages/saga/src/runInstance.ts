@@ -8,6 +8,7 @@ import {
   newEventId,
 } from '@evident/envelope';
 import { type EventStore, isConcurrencyError, type RecordedEvent } from '@evident/eventstore';
+import { context } from '@opentelemetry/api';
 import pRetry from 'p-retry';
 import { type SagaClock, sleepReal } from './clock.js';
 import { decide, type PlannedEvent, type RunItem, runKey, sagaContext } from './decide.js';
@@ -48,7 +49,7 @@ import {
   type SagaStatus,
   toIso,
 } from './state.js';
-import { context, sagaMetrics, tracedAttempt, traceOfStart } from './telemetry.js';
+import { sagaMetrics, tracedAttempt, traceOfStart } from './telemetry.js';
 
 /** What a run needs from the runtime around it. */
 export interface RunEnvironment {

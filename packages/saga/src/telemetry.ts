@@ -1,7 +1,6 @@
 import {
   type BatchObservableResult,
   type Context,
-  context,
   type Meter,
   type MeterProvider,
   metrics,
@@ -148,5 +147,3 @@ export function tracedAttempt<T>(
     },
   );
 }
-
-export { context };
