@@ -8,7 +8,7 @@
  *   POSTGRES_URL=postgres://postgres@127.0.0.1:5432/evident_test pnpm --filter @evident/eventstore bench
  */
 
-import { latencies, median, percentile, report, throughput } from '@evident/bench';
+import { latencies, median, percentile, report, throughput } from '@evident/devkit/bench';
 import { createEnvelope, type Envelope } from '@evident/envelope';
 import { trace } from '@opentelemetry/api';
 import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';

@@ -7,7 +7,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { report } from '@evident/bench';
+import { report } from '@evident/devkit/bench';
 import { createEnvelope } from '@evident/envelope';
 import pg from 'pg';
 import { archive, createDirectoryTarget, replay } from '../src/archive/index.js';

@@ -6,7 +6,7 @@
  *   pnpm --filter @evident/eventstore bench      (BENCH_LAG_SECONDS, BENCH_RATE to change the load)
  */
 
-import { percentile, report } from '@evident/bench';
+import { percentile, report } from '@evident/devkit/bench';
 import { createEnvelope } from '@evident/envelope';
 import pg from 'pg';
 import { createEventStore, defineProjection, runProjection, startOfLog } from '../src/index.js';

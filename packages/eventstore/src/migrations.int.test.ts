@@ -1,17 +1,13 @@
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { postgresUrl } from '#test-env';
-import { normalizeSchemaDump } from '../scripts/schemaDump.js';
+import { dumpStoreSchema } from '../scripts/schemaDump.js';
 import { dropSchema, uniqueSchema } from '../test/fixtures.js';
 import { applyMigrations, createEventStore } from './index.js';
 import { loadMigrations, storeMigrations } from './migrations.js';
-
-const run = promisify(execFile);
 
 describe.skipIf(!postgresUrl)('migrations on PostgreSQL', () => {
   const schemas: string[] = [];
@@ -80,18 +76,10 @@ describe.skipIf(!postgresUrl)('migrations on PostgreSQL', () => {
     const store = fresh();
     await store.migrate();
     await store.close();
-    const url = new URL(postgresUrl!);
-    const { stdout } = await run('pg_dump', [
-      '--schema-only',
-      '--no-owner',
-      '--no-privileges',
-      `--schema=${store.schema}`,
-      url.toString(),
-    ]);
     const checkedIn = await readFile(
       fileURLToPath(new URL('../sql/schema.sql', import.meta.url)),
       'utf8',
     );
-    expect(normalizeSchemaDump(stdout, store.schema)).toBe(checkedIn);
+    expect(await dumpStoreSchema(postgresUrl!, store.schema)).toBe(checkedIn);
   });
 });

@@ -22,7 +22,7 @@
  * worker, default 4).
  */
 
-import { median, percentile, report, throughput } from '@evident/bench';
+import { median, percentile, report, throughput } from '@evident/devkit/bench';
 import { createEnvelope } from '@evident/envelope';
 import { createEventStore, type EventStore } from '@evident/eventstore';
 import pg from 'pg';

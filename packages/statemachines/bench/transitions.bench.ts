@@ -7,7 +7,7 @@
  *   POSTGRES_URL=postgres://postgres@127.0.0.1:5432/evident_test pnpm --filter @evident/statemachines bench
  */
 import { randomBytes } from 'node:crypto';
-import { latencies, median, percentile, report, throughput } from '@evident/bench';
+import { latencies, median, percentile, report, throughput } from '@evident/devkit/bench';
 import { createEnvelope } from '@evident/envelope';
 import { createEventStore } from '@evident/eventstore';
 import pg from 'pg';
