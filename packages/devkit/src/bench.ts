@@ -69,3 +69,73 @@ export function report(figure: Figure): void {
   }
   process.stdout.write(`${JSON.stringify(out)}\n`);
 }
+
+/** Columns an append writes into the events table, in the order of {@link ceilingRow}. */
+const eventColumns = [
+  'stream_type',
+  'stream_id',
+  'stream_version',
+  'event_id',
+  'event_type',
+  'schema_version',
+  'data',
+  'metadata',
+  'correlation_id',
+  'causation_id',
+  'source',
+  'actor_id',
+  'actor_role',
+  'tenant_id',
+  'occurred_at',
+] as const;
+
+/**
+ * The INSERT ceiling of the append benchmarks: `rows` rows per statement into `table`, a table
+ * made `like <schema>.events including all` (the events table's shape exactly, without the store's
+ * logic around it).
+ */
+export function ceilingInsert(table: string, rows = 1): string {
+  const values = Array.from(
+    { length: rows },
+    (_, r) => `(${eventColumns.map((_, c) => `$${r * eventColumns.length + c + 1}`).join(', ')})`,
+  ).join(', ');
+  return `insert into ${table} (${eventColumns.join(', ')}) values ${values}`;
+}
+
+/** The parameters of one ceiling row: the event an append of `envelope` would write. */
+export function ceilingRow(
+  streamType: string,
+  streamId: string,
+  version: number,
+  e: {
+    readonly id: string;
+    readonly type: string;
+    readonly schemaVersion: number;
+    readonly data: unknown;
+    readonly metadata: unknown;
+    readonly correlationId: string;
+    readonly causationId: string;
+    readonly source: string;
+    readonly actor: { readonly id: string; readonly role: string };
+    readonly tenantId?: string | undefined;
+    readonly occurredAt: string;
+  },
+): unknown[] {
+  return [
+    streamType,
+    streamId,
+    version,
+    e.id,
+    e.type,
+    e.schemaVersion,
+    JSON.stringify(e.data),
+    JSON.stringify(e.metadata),
+    e.correlationId,
+    e.causationId,
+    e.source,
+    e.actor.id,
+    e.actor.role,
+    e.tenantId ?? null,
+    e.occurredAt,
+  ];
+}

@@ -8,7 +8,15 @@
  *   POSTGRES_URL=postgres://postgres@127.0.0.1:5432/evident_test pnpm --filter @evident/eventstore bench
  */
 
-import { latencies, median, percentile, report, throughput } from '@evident/devkit/bench';
+import {
+  ceilingInsert,
+  ceilingRow,
+  latencies,
+  median,
+  percentile,
+  report,
+  throughput,
+} from '@evident/devkit/bench';
 import { createEnvelope, type Envelope } from '@evident/envelope';
 import { trace } from '@opentelemetry/api';
 import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
@@ -41,47 +49,10 @@ const envelope = (): Envelope =>
     metadata: { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' },
   });
 
-const columns = [
-  'stream_type',
-  'stream_id',
-  'stream_version',
-  'event_id',
-  'event_type',
-  'schema_version',
-  'data',
-  'metadata',
-  'correlation_id',
-  'causation_id',
-  'source',
-  'actor_id',
-  'actor_role',
-  'tenant_id',
-  'occurred_at',
-] as const;
-const row = (streamId: string, version: number, e: Envelope) => [
-  'claim',
-  streamId,
-  version,
-  e.id,
-  e.type,
-  e.schemaVersion,
-  JSON.stringify(e.data),
-  JSON.stringify(e.metadata),
-  e.correlationId,
-  e.causationId,
-  e.source,
-  e.actor.id,
-  e.actor.role,
-  e.tenantId ?? null,
-  e.occurredAt,
-];
-const insertSql = (rowsPerStatement: number) => {
-  const values = Array.from(
-    { length: rowsPerStatement },
-    (_, r) => `(${columns.map((_, c) => `$${r * columns.length + c + 1}`).join(', ')})`,
-  ).join(', ');
-  return `insert into "${schema}".ceiling (${columns.join(', ')}) values ${values}`;
-};
+const row = (streamId: string, version: number, e: Envelope) =>
+  ceilingRow('claim', streamId, version, e);
+const insertSql = (rowsPerStatement: number) =>
+  ceilingInsert(`"${schema}".ceiling`, rowsPerStatement);
 
 async function main() {
   // The ceiling's own connections; the stores open theirs as users' stores do.

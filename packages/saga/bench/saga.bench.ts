@@ -22,7 +22,14 @@
  * worker, default 4).
  */
 
-import { median, percentile, report, throughput } from '@evident/devkit/bench';
+import {
+  ceilingInsert,
+  ceilingRow,
+  median,
+  percentile,
+  report,
+  throughput,
+} from '@evident/devkit/bench';
 import { createEnvelope } from '@evident/envelope';
 import { createEventStore, type EventStore } from '@evident/eventstore';
 import pg from 'pg';
@@ -112,27 +119,8 @@ const countStatements = (store: EventStore) => {
   };
 };
 
-const ceilingColumns = [
-  'stream_type',
-  'stream_id',
-  'stream_version',
-  'event_id',
-  'event_type',
-  'schema_version',
-  'data',
-  'metadata',
-  'correlation_id',
-  'causation_id',
-  'source',
-  'actor_id',
-  'actor_role',
-  'tenant_id',
-  'occurred_at',
-] as const;
-const ceilingInsert = `insert into "${schema}".ceiling (${ceilingColumns.join(', ')})
-  values (${ceilingColumns.map((_, i) => `$${i + 1}`).join(', ')})`;
-/** A row like a step boundary's event: a step's success carrying the next step's start. */
-const ceilingRow = (streamId: string, version: number) => {
+const insertCeiling = ceilingInsert(`"${schema}".ceiling`);
+const stepRow = (streamId: string, version: number) => {
   const e = createEnvelope({
     type: 'StepSucceeded',
     data: {
@@ -144,23 +132,7 @@ const ceilingRow = (streamId: string, version: number) => {
     source: 'evident.saga',
     actor: { id: 'saga-runtime', role: 'system' },
   });
-  return [
-    'saga',
-    streamId,
-    version,
-    e.id,
-    e.type,
-    e.schemaVersion,
-    JSON.stringify(e.data),
-    JSON.stringify(e.metadata),
-    e.correlationId,
-    e.causationId,
-    e.source,
-    e.actor.id,
-    e.actor.role,
-    e.tenantId ?? null,
-    e.occurredAt,
-  ];
+  return ceilingRow('saga', streamId, version, e);
 };
 
 async function dropSchema(pool: pg.Pool) {
@@ -206,7 +178,7 @@ async function main() {
     const insertLoop = (prefix: string, lanes: number, ms: number) =>
       throughput(lanes, ms, async (lane, i) => {
         const t = performance.now();
-        await pool.query(ceilingInsert, ceilingRow(`${prefix}-${lane}`, i + 1));
+        await pool.query(insertCeiling, stepRow(`${prefix}-${lane}`, i + 1));
         insertLatencies.push(performance.now() - t);
         return 1;
       });
@@ -257,7 +229,7 @@ async function main() {
       const lone: number[] = [];
       for (let i = 0; i < aloneCount; i++) {
         const t = performance.now();
-        await pool.query(ceilingInsert, ceilingRow(`alone-${round}`, i + 1));
+        await pool.query(insertCeiling, stepRow(`alone-${round}`, i + 1));
         lone.push(performance.now() - t);
       }
       lone.sort((a, b) => a - b);
