@@ -57,15 +57,39 @@ export interface Figure {
   readonly ceiling?: number;
   readonly ceilingName?: string;
   readonly target?: string;
+  /**
+   * The figure's own rounds and its ceiling's, measured in pairs (round i of each back to back).
+   * With both, `ratio` is the median of the rounds' own ratios: a burst of machine noise then
+   * lands on one pair instead of moving one median against the other.
+   */
+  readonly rounds?: readonly number[];
+  readonly ceilingRounds?: readonly number[];
   readonly [extra: string]: unknown;
+}
+
+/** Median of `values[i] / ceilings[i]`: the ratio of rounds measured back to back. */
+export function pairedRatio(values: readonly number[], ceilings: readonly number[]): number {
+  if (values.length === 0 || values.length !== ceilings.length) {
+    throw new Error('paired rounds need as many ceiling rounds as rounds');
+  }
+  return median(values.map((v, i) => v / ceilings[i]!));
 }
 
 export function report(figure: Figure): void {
   const round = (n: number) => (Math.abs(n) >= 100 ? Math.round(n) : Math.round(n * 1000) / 1000);
+  const three = (n: number) => Math.round(n * 1000) / 1000;
   const out: Record<string, unknown> = { ...figure, value: round(figure.value) };
+  if (figure.rounds) out.rounds = figure.rounds.map(round);
+  if (figure.ceilingRounds) out.ceilingRounds = figure.ceilingRounds.map(round);
   if (figure.ceiling !== undefined) {
     out.ceiling = round(figure.ceiling);
-    out.ratio = Math.round((figure.value / figure.ceiling) * 1000) / 1000;
+    const ofMedians = figure.value / figure.ceiling;
+    if (figure.rounds && figure.ceilingRounds) {
+      out.ratio = three(pairedRatio(figure.rounds, figure.ceilingRounds));
+      out.ratioOfMedians = three(ofMedians);
+    } else {
+      out.ratio = three(ofMedians);
+    }
   }
   process.stdout.write(`${JSON.stringify(out)}\n`);
 }
