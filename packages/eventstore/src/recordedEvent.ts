@@ -48,14 +48,43 @@ export interface EventRow {
   recorded_at: string | number | bigint;
 }
 
-const iso = (epochMs: string | number | bigint) => new Date(Number(epochMs)).toISOString();
+const dayMs = 86_400_000;
+let cachedDay = Number.NaN;
+let cachedPrefix = '';
+const pad2 = (n: number) => (n < 10 ? `0${n}` : `${n}`);
+const pad3 = (n: number) => (n < 10 ? `00${n}` : n < 100 ? `0${n}` : `${n}`);
+
+/**
+ * Epoch milliseconds as `Date.prototype.toISOString` writes them. Every event read formats two
+ * timestamps, and a new Date with its toISOString was a fifth of the time of reading a 1,000-event
+ * stream: the date part is formatted once per day (a stream's events mostly share their day), the
+ * time of day by arithmetic. UTC has no leap seconds in JavaScript, so every day is `dayMs` long.
+ */
+export function isoFromEpochMs(epochMs: string | number | bigint): string {
+  const ms = Number(epochMs);
+  const day = Math.floor(ms / dayMs);
+  if (day !== cachedDay) {
+    // Throws RangeError outside Date's range, as toISOString does. Everything before the time:
+    // `YYYY-MM-DDT`, or `±YYYYYY-MM-DDT` for years outside 0–9999.
+    cachedPrefix = new Date(day * dayMs).toISOString().slice(0, -13);
+    cachedDay = day;
+  }
+  let rest = ms - day * dayMs;
+  const hours = Math.floor(rest / 3_600_000);
+  rest -= hours * 3_600_000;
+  const minutes = Math.floor(rest / 60_000);
+  rest -= minutes * 60_000;
+  const seconds = Math.floor(rest / 1000);
+  rest -= seconds * 1000;
+  return `${cachedPrefix}${pad2(hours)}:${pad2(minutes)}:${pad2(seconds)}.${pad3(rest)}Z`;
+}
 
 export function toRecordedEvent(row: EventRow): RecordedEvent {
   return {
     id: row.event_id,
     type: row.event_type,
     schemaVersion: row.schema_version,
-    occurredAt: iso(row.occurred_at),
+    occurredAt: isoFromEpochMs(row.occurred_at),
     correlationId: row.correlation_id,
     causationId: row.causation_id,
     source: row.source,
@@ -67,6 +96,6 @@ export function toRecordedEvent(row: EventRow): RecordedEvent {
     streamVersion: Number(row.stream_version),
     globalPosition: Number(row.global_position),
     checkpoint: row.checkpoint as Checkpoint,
-    recordedAt: iso(row.recorded_at),
+    recordedAt: isoFromEpochMs(row.recorded_at),
   };
 }
