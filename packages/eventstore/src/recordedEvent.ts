@@ -62,10 +62,11 @@ const pad3 = (n: number) => (n < 10 ? `00${n}` : n < 100 ? `0${n}` : `${n}`);
  */
 export function isoFromEpochMs(epochMs: string | number | bigint): string {
   const ms = Number(epochMs);
+  // Date's range (and NaN): what toISOString refuses, refused the same way.
+  if (!(Math.abs(ms) <= 8.64e15)) throw new RangeError('Invalid time value');
   const day = Math.floor(ms / dayMs);
   if (day !== cachedDay) {
-    // Throws RangeError outside Date's range, as toISOString does. Everything before the time:
-    // `YYYY-MM-DDT`, or `±YYYYYY-MM-DDT` for years outside 0–9999.
+    // Everything before the time: `YYYY-MM-DDT`, or `±YYYYYY-MM-DDT` for years outside 0–9999.
     cachedPrefix = new Date(day * dayMs).toISOString().slice(0, -13);
     cachedDay = day;
   }

@@ -32,6 +32,9 @@ describe('isoFromEpochMs', () => {
   });
 
   it('refuses an instant Date cannot hold, as toISOString does', () => {
-    expect(() => isoFromEpochMs(limit + 86_400_000)).toThrow(RangeError);
+    for (const ms of [limit + 1, -limit - 1, limit + 86_400_000, Number.NaN, 'not a number']) {
+      expect(() => new Date(Number(ms)).toISOString()).toThrow(RangeError);
+      expect(() => isoFromEpochMs(ms)).toThrow(RangeError);
+    }
   });
 });
