@@ -1,5 +1,8 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { pairedRatio, report } from './bench.js';
+import { pairedRatio, postgresCpuMicros, report, startCpuMeter } from './bench.js';
 
 describe('pairedRatio', () => {
   it('is the median of the rounds’ own ratios, not the ratio of the medians', () => {
@@ -41,5 +44,53 @@ describe('report', () => {
     const line = printed(() => report({ bench: 'x', value: 5, unit: 'ms', ceiling: 8 }));
     expect(line.ratio).toBe(0.625);
     expect(line.ratioOfMedians).toBeUndefined();
+  });
+});
+
+describe('CPU per operation', () => {
+  const procs: string[] = [];
+  afterEach(() => {
+    for (const dir of procs.splice(0)) rmSync(dir, { recursive: true, force: true });
+  });
+  /** A /proc of processes given as [comm, utime ticks, stime ticks]. */
+  const fakeProc = (processes: readonly (readonly [string, number, number])[]) => {
+    const dir = mkdtempSync(join(tmpdir(), 'proc-'));
+    procs.push(dir);
+    mkdirSync(join(dir, 'self'));
+    processes.forEach(([comm, utime, stime], i) => {
+      mkdirSync(join(dir, String(100 + i)));
+      const fields = ['S', '1', '1', '1', '0', '-1', '4194560', '10', '0', '0', '0'];
+      writeFileSync(
+        join(dir, String(100 + i), 'stat'),
+        `${100 + i} (${comm}) ${[...fields, utime, stime, 0, 0, 20, 0, 1].join(' ')}\n`,
+      );
+    });
+    return dir;
+  };
+
+  it('sums user and system time of the postgres processes only, in microseconds', () => {
+    const proc = fakeProc([
+      ['postgres', 150, 50],
+      ['postgres', 7, 3],
+      ['node', 9000, 9000],
+      ['postgres (x)', 1000, 1000], // a process whose name only looks like it
+    ]);
+    expect(postgresCpuMicros(proc)).toBe(210 * 10_000);
+  });
+
+  it('is absent without a postgres process or without /proc', () => {
+    expect(postgresCpuMicros(fakeProc([['node', 1, 1]]))).toBeUndefined();
+    expect(postgresCpuMicros(join(tmpdir(), 'no-such-proc'))).toBeUndefined();
+  });
+
+  it('divides the CPU this process spent by the operations', () => {
+    const meter = startCpuMeter(fakeProc([]));
+    const until = performance.now() + 30;
+    while (performance.now() < until) {
+      // Burn about 30 ms of CPU.
+    }
+    const cost = meter.perOperation(10);
+    expect(cost.node).toBeGreaterThan(1_000); // at least 10 of the 30 ms, per 10 operations
+    expect(cost.postgres).toBeUndefined();
   });
 });

@@ -3,18 +3,22 @@
  * the same run on the same database: plain node-postgres INSERTs into a table of the same shape
  * (same columns, defaults and indexes), 16 connections one row per statement, and the same rows in
  * batches of 100. Rounds alternate store and ceiling so both see the same machine noise; each
- * figure is the median of its rounds.
+ * figure is the median of its rounds. Append figures also print the CPU time an event cost
+ * (`cpuMicrosPerEvent`: this Node.js process, and the PostgreSQL server when it runs on this
+ * machine), the steadier figure when the question is which of two SQL shapes costs the server less.
  *
  *   POSTGRES_URL=postgres://postgres@127.0.0.1:5432/evident_test pnpm --filter @evident/eventstore bench
  */
 
 import {
+  type CpuPerOperation,
   ceilingInsert,
   ceilingRow,
   latencies,
   median,
   percentile,
   report,
+  startCpuMeter,
   throughput,
 } from '@evident/devkit/bench';
 import { createEnvelope, type Envelope } from '@evident/envelope';
@@ -81,6 +85,37 @@ async function main() {
     }),
   };
   type Variant = keyof typeof variants;
+  type Contender = Variant | 'ceiling';
+  /** CPU per event of each contender's rounds: the steadier figure when comparing SQL shapes. */
+  const cpu = {
+    single: {} as Record<Contender, CpuPerOperation[]>,
+    batch: {} as Record<Contender, CpuPerOperation[]>,
+  };
+  /** Run one round of `fn` (which returns events per second) and keep its CPU per event. */
+  const metered = async (
+    shape: keyof typeof cpu,
+    who: Contender,
+    fn: () => Promise<number>,
+  ): Promise<number> => {
+    const started = performance.now();
+    const meter = startCpuMeter();
+    const rate = await fn();
+    const events = (rate * (performance.now() - started)) / 1000;
+    const kept = cpu[shape][who] ?? [];
+    kept.push(meter.perOperation(events));
+    cpu[shape][who] = kept;
+    return rate;
+  };
+  /** Median microseconds per event of a contender's rounds, Node.js and PostgreSQL apart. */
+  const cpuOf = (shape: keyof typeof cpu, who: Contender) => {
+    const all = cpu[shape][who] ?? [];
+    const postgres = all.flatMap((c) => (c.postgres === undefined ? [] : [c.postgres]));
+    const micro = (n: number) => Math.round(n * 10) / 10;
+    return {
+      node: micro(median(all.map((c) => c.node))),
+      ...(postgres.length > 0 ? { postgres: micro(median(postgres)) } : {}),
+    };
+  };
   const figures = {
     single: {
       ceiling: [] as number[],
@@ -121,25 +156,33 @@ async function main() {
   }
   for (let round = 0; round < rounds; round++) {
     figures.single.ceiling.push(
-      await throughput(writers, seconds * 1000, async (lane, i) => {
-        await pool.query(insertSql(1), row(`c${round}-w${lane}`, i + 1, envelope()));
-        return 1;
-      }),
+      await metered('single', 'ceiling', () =>
+        throughput(writers, seconds * 1000, async (lane, i) => {
+          await pool.query(insertSql(1), row(`c${round}-w${lane}`, i + 1, envelope()));
+          return 1;
+        }),
+      ),
     );
     for (const variant of Object.keys(variants) as Variant[]) {
-      figures.single[variant].push(await appendLoop(variant, `s${round}-${variant}`, 1));
+      figures.single[variant].push(
+        await metered('single', variant, () => appendLoop(variant, `s${round}-${variant}`, 1)),
+      );
     }
     figures.batch.ceiling.push(
-      await throughput(writers, seconds * 1000, async (lane, i) => {
-        const params = Array.from({ length: 100 }, (_, k) =>
-          row(`cb${round}-w${lane}`, i * 100 + k + 1, envelope()),
-        ).flat();
-        await pool.query(batchSql, params);
-        return 100;
-      }),
+      await metered('batch', 'ceiling', () =>
+        throughput(writers, seconds * 1000, async (lane, i) => {
+          const params = Array.from({ length: 100 }, (_, k) =>
+            row(`cb${round}-w${lane}`, i * 100 + k + 1, envelope()),
+          ).flat();
+          await pool.query(batchSql, params);
+          return 100;
+        }),
+      ),
     );
     for (const variant of Object.keys(variants) as Variant[]) {
-      figures.batch[variant].push(await appendLoop(variant, `b${round}-${variant}`, 100));
+      figures.batch[variant].push(
+        await metered('batch', variant, () => appendLoop(variant, `b${round}-${variant}`, 100)),
+      );
     }
   }
   const single = figures.single;
@@ -154,6 +197,8 @@ async function main() {
     target: '>= 0.8 x ceiling',
     rounds: single.store,
     ceilingRounds: single.ceiling,
+    cpuMicrosPerEvent: cpuOf('single', 'store'),
+    ceilingCpuMicrosPerEvent: cpuOf('single', 'ceiling'),
   });
   report({
     bench: 'eventstore.append.batch100',
@@ -165,11 +210,14 @@ async function main() {
     target: '>= 0.7 x ceiling',
     rounds: batch.store,
     ceilingRounds: batch.ceiling,
+    cpuMicrosPerEvent: cpuOf('batch', 'store'),
+    ceilingCpuMicrosPerEvent: cpuOf('batch', 'ceiling'),
   });
   for (const [shape, f] of [
     ['single', single],
     ['batch100', batch],
   ] as const) {
+    const kind = shape === 'single' ? 'single' : 'batch';
     report({
       bench: `eventstore.append.${shape}.integrityOff`,
       description: 'the same appends with the hash chain off: the baseline for the figures below',
@@ -179,6 +227,7 @@ async function main() {
       ceilingName: `plain INSERT (see eventstore.append.${shape})`,
       rounds: f.integrityOff,
       ceilingRounds: f.ceiling,
+      cpuMicrosPerEvent: cpuOf(kind, 'integrityOff'),
     });
     report({
       bench: `eventstore.append.${shape}.hashChain`,
@@ -190,6 +239,8 @@ async function main() {
       target: '>= 0.9 x with it off',
       rounds: f.store,
       ceilingRounds: f.integrityOff,
+      cpuMicrosPerEvent: cpuOf(kind, 'store'),
+      ceilingCpuMicrosPerEvent: cpuOf(kind, 'integrityOff'),
     });
     // Tenancy on its own: the tenant store beside the store as shipped, both with the chain.
     report({
@@ -202,6 +253,8 @@ async function main() {
       target: '>= 0.9 x without',
       rounds: f.tenant,
       ceilingRounds: f.store,
+      cpuMicrosPerEvent: cpuOf(kind, 'tenant'),
+      ceilingCpuMicrosPerEvent: cpuOf(kind, 'store'),
     });
     report({
       bench: `eventstore.append.${shape}.tenant`,

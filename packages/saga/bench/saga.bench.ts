@@ -9,6 +9,10 @@
  *   the step functions with `performance.now()`), p50 and p99, with 64 in flight and for a saga
  *   running alone, beside the latency of one such INSERT under the same concurrency.
  *
+ * The throughput line also prints the CPU time a saga cost (`cpuMicrosPerSaga`: this Node.js
+ * process, and the PostgreSQL server when it runs on this machine) beside one ceiling INSERT's:
+ * the steadier figure when the question is what a change saved.
+ *
  * "4 workers" are 4 saga runtimes in this process, each with its own event store and pool (as 4
  * worker processes would have) and `workers: { concurrency: 16 }`; 64 lanes each start a saga on
  * their runtime and wait for it to end, so 64 instances are in flight at all times. A runtime
@@ -23,11 +27,13 @@
  */
 
 import {
+  type CpuPerOperation,
   ceilingInsert,
   ceilingRow,
   median,
   percentile,
   report,
+  startCpuMeter,
   throughput,
 } from '@evident/devkit/bench';
 import { createEnvelope } from '@evident/envelope';
@@ -196,17 +202,24 @@ async function main() {
       insertP50: [] as number[],
       insertP99: [] as number[],
       completed: 0,
+      // CPU time per saga and per ceiling INSERT (this process; PostgreSQL when it runs here).
+      sagaCpu: [] as CpuPerOperation[],
+      insertCpu: [] as CpuPerOperation[],
     };
     for (let round = 0; round < rounds; round++) {
       insertLatencies.length = 0;
+      const insertMeter = startCpuMeter();
       figures.inserts.push(await insertLoop(`c${round}`, connections, seconds * 1000));
+      figures.insertCpu.push(insertMeter.perOperation(insertLatencies.length));
       const insertSorted = [...insertLatencies].sort((a, b) => a - b);
       figures.insertP50.push(percentile(insertSorted, 50));
       figures.insertP99.push(percentile(insertSorted, 99));
       const gaps: number[] = [];
       const before = next;
+      const sagaMeter = startCpuMeter();
       figures.sagas.push(await sagaLoop(`r${round}`, seconds * 1000, gaps));
       figures.completed += next - before;
+      figures.sagaCpu.push(sagaMeter.perOperation(next - before));
       gaps.sort((a, b) => a - b);
       figures.gapP50.push(percentile(gaps, 50));
       figures.gapP99.push(percentile(gaps, 99));
@@ -242,6 +255,14 @@ async function main() {
       alone.gapP99.push(percentile(gaps, 99));
     }
 
+    /** Median microseconds per operation, Node.js and PostgreSQL apart. */
+    const cpuOf = (all: readonly CpuPerOperation[]) => {
+      const postgres = all.flatMap((c) => (c.postgres === undefined ? [] : [c.postgres]));
+      return {
+        node: Math.round(median(all.map((c) => c.node))),
+        ...(postgres.length > 0 ? { postgres: Math.round(median(postgres)) } : {}),
+      };
+    };
     const ceilingName = `plain single-row INSERT into a table of the events table's shape, ${connections} connections`;
     report({
       bench: 'saga.sevenStep.throughput',
@@ -259,6 +280,9 @@ async function main() {
         Math.round(((median(figures.sagas) * statementsPerSaga) / median(figures.inserts)) * 1000) /
         1000,
       statements: Object.fromEntries(perSaga),
+      // Where a saga's time goes: CPU per saga beside CPU per ceiling INSERT.
+      cpuMicrosPerSaga: cpuOf(figures.sagaCpu),
+      ceilingCpuMicrosPerInsert: cpuOf(figures.insertCpu),
       rounds: figures.sagas.map(Math.round),
       ceilingRounds: figures.inserts.map(Math.round),
     });
