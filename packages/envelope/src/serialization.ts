@@ -75,10 +75,14 @@ function exceedsDepth(text: string, maxDepth: number): boolean {
 // Keys that reach Object.prototype when a parsed value is later merged into another object.
 const unsafeKey = (key: string) => key === '__proto__' || key === 'prototype';
 
-function assertSafeKeys(value: unknown, path: string): void {
+function assertSafeKeys(value: unknown, trail: Trail): void {
   if (typeof value !== 'object' || value === null) return;
   if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) assertSafeKeys(value[i], `${path}/${i}`);
+    for (let i = 0; i < value.length; i++) {
+      trail.push(i);
+      assertSafeKeys(value[i], trail);
+      trail.pop();
+    }
     return;
   }
   for (const key of Object.keys(value)) {
@@ -86,10 +90,12 @@ function assertSafeKeys(value: unknown, path: string): void {
     if (unsafeKey(key) || (key === 'constructor' && typeof child === 'object' && child !== null)) {
       throw new PayloadError(
         'PAYLOAD_UNSAFE_KEY',
-        `key "${key}" at ${path || '/'} is refused: it can pollute object prototypes`,
+        `key "${key}" at ${pointer('', trail)} is refused: it can pollute object prototypes`,
       );
     }
-    assertSafeKeys(child, `${path}/${pathKey(key)}`);
+    trail.push(key);
+    assertSafeKeys(child, trail);
+    trail.pop();
   }
 }
 
@@ -101,6 +107,19 @@ function pathKey(key: string): string {
   return fieldName.test(key) ? key : '*';
 }
 
+/**
+ * The keys from the root down to the value being checked. The walkers push and pop as they go
+ * and format it only for an error: a payload that passes costs no path strings.
+ */
+type Trail = (string | number)[];
+
+/** `prefix` and the trail as a JSON-pointer-like path for messages ('/' for the root). */
+function pointer(prefix: string, trail: Trail): string {
+  let path = prefix;
+  for (const key of trail) path += `/${typeof key === 'number' ? key : pathKey(key)}`;
+  return path || '/';
+}
+
 function className(proto: unknown): string {
   const name = (proto as { constructor?: { name?: unknown } } | null)?.constructor?.name;
   return typeof name === 'string' && fieldName.test(name) ? name : 'class';
@@ -110,14 +129,23 @@ function className(proto: unknown): string {
  * Check that a value is plain JSON (so it round-trips exactly) within the depth limit.
  * NaN, Infinity, undefined, functions, class instances and cycles are refused, naming the path.
  */
-function assertJsonValue(value: unknown, path: string, depth: number, maxDepth: number): void {
+function assertJsonValue(
+  value: unknown,
+  prefix: string,
+  trail: Trail,
+  depth: number,
+  maxDepth: number,
+): void {
   switch (typeof value) {
     case 'string':
     case 'boolean':
       return;
     case 'number':
       if (!Number.isFinite(value)) {
-        throw new PayloadError('PAYLOAD_MALFORMED', `${path || '/'} is not a finite number`);
+        throw new PayloadError(
+          'PAYLOAD_MALFORMED',
+          `${pointer(prefix, trail)} is not a finite number`,
+        );
       }
       return;
     case 'object': {
@@ -127,7 +155,9 @@ function assertJsonValue(value: unknown, path: string, depth: number, maxDepth: 
       }
       if (Array.isArray(value)) {
         for (let i = 0; i < value.length; i++) {
-          assertJsonValue(value[i], `${path}/${i}`, depth + 1, maxDepth);
+          trail.push(i);
+          assertJsonValue(value[i], prefix, trail, depth + 1, maxDepth);
+          trail.pop();
         }
         return;
       }
@@ -135,7 +165,7 @@ function assertJsonValue(value: unknown, path: string, depth: number, maxDepth: 
       if (proto !== Object.prototype && proto !== null) {
         throw new PayloadError(
           'PAYLOAD_MALFORMED',
-          `${path || '/'} is a ${className(proto)} instance; only plain JSON is stored`,
+          `${pointer(prefix, trail)} is a ${className(proto)} instance; only plain JSON is stored`,
         );
       }
       for (const key of Object.keys(value)) {
@@ -146,15 +176,20 @@ function assertJsonValue(value: unknown, path: string, depth: number, maxDepth: 
         ) {
           throw new PayloadError(
             'PAYLOAD_UNSAFE_KEY',
-            `key "${key}" at ${path || '/'} is refused: it can pollute object prototypes`,
+            `key "${key}" at ${pointer(prefix, trail)} is refused: it can pollute object prototypes`,
           );
         }
-        assertJsonValue(child, `${path}/${pathKey(key)}`, depth + 1, maxDepth);
+        trail.push(key);
+        assertJsonValue(child, prefix, trail, depth + 1, maxDepth);
+        trail.pop();
       }
       return;
     }
     default:
-      throw new PayloadError('PAYLOAD_MALFORMED', `${path || '/'} is a ${typeof value}, not JSON`);
+      throw new PayloadError(
+        'PAYLOAD_MALFORMED',
+        `${pointer(prefix, trail)} is a ${typeof value}, not JSON`,
+      );
   }
 }
 
@@ -173,7 +208,7 @@ function assertJsonValue(value: unknown, path: string, depth: number, maxDepth: 
 export function assertJson(value: unknown, limits?: SerializationLimits): void {
   const { maxDepth } = resolve(limits);
   // A cycle recurses until it passes maxDepth, so it is reported as too deep: bounded either way.
-  assertJsonValue(value, '', 0, maxDepth);
+  assertJsonValue(value, '', [], 0, maxDepth);
 }
 
 /**
@@ -191,8 +226,8 @@ export function assertJson(value: unknown, limits?: SerializationLimits): void {
 export function serialize(envelope: Envelope, limits?: SerializationLimits): string {
   const { maxBytes, maxDepth } = resolve(limits);
   assertEnvelope(envelope);
-  assertJsonValue(envelope.data, '/data', 1, maxDepth);
-  assertJsonValue(envelope.metadata, '/metadata', 1, maxDepth);
+  assertJsonValue(envelope.data, '/data', [], 1, maxDepth);
+  assertJsonValue(envelope.metadata, '/metadata', [], 1, maxDepth);
   const text = JSON.stringify(envelope);
   if (text.length > maxBytes || Buffer.byteLength(text, 'utf8') > maxBytes) {
     throw new PayloadError('PAYLOAD_TOO_LARGE', `serialized envelope exceeds ${maxBytes} bytes`);
@@ -231,7 +266,7 @@ export function parseJson(text: string, limits?: SerializationLimits): unknown {
     throw new PayloadError('PAYLOAD_MALFORMED', 'text is not valid JSON', { cause });
   }
   // Always walk: a key can hide behind escapes (`"\u005f_proto__"`) that no text search sees.
-  assertSafeKeys(value, '');
+  assertSafeKeys(value, []);
   return value;
 }
 
