@@ -120,13 +120,18 @@ describe('serialize and deserialize', () => {
   });
 
   it('names where a payload fails as a path, showing only keys that look like field names', () => {
-    const lines = [{ code: 'D0120', fee: 65 }, { code: 'D1110', fee: Number.NaN }];
+    const lines = [
+      { code: 'D0120', fee: 65 },
+      { code: 'D1110', fee: Number.NaN },
+    ];
     expect(() => serialize(claimEnvelope({ lines }))).toThrow(
       '/data/lines/1/fee is not a finite number',
     );
     // A map keyed by e-mail addresses: the key may identify a patient, so it is not quoted.
     const byEmail = { 'jane.doe@example.com': { visits: Number.POSITIVE_INFINITY } };
-    expect(() => serialize(claimEnvelope(byEmail))).toThrow('/data/*/visits is not a finite number');
+    expect(() => serialize(claimEnvelope(byEmail))).toThrow(
+      '/data/*/visits is not a finite number',
+    );
     expect(() => assertJson({ at: [0, new Date(0)] })).toThrow(
       '/at/1 is a Date instance; only plain JSON is stored',
     );
