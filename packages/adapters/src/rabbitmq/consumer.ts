@@ -90,8 +90,27 @@ export async function declareSubscription(
   }
 }
 
-interface Delivery {
-  readonly abort: AbortController;
+/**
+ * A delivery in progress. Its abort signal is made only when the handler reads it: most handlers
+ * never do, and an AbortController per message was a fiftieth of a relay-and-consumer process's time.
+ */
+class Delivery {
+  #controller: AbortController | undefined;
+  #reason: unknown;
+  aborted = false;
+
+  get signal(): AbortSignal {
+    this.#controller ??= new AbortController();
+    if (this.aborted && !this.#controller.signal.aborted) this.#controller.abort(this.#reason);
+    return this.#controller.signal;
+  }
+
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.#reason = reason;
+    this.#controller?.abort(reason);
+  }
 }
 
 /**
@@ -199,9 +218,7 @@ export class RabbitConsumer implements Subscription {
       this.#consumerTag = undefined;
       // Deliveries of the dead channel cannot be acknowledged: the broker redelivers them.
       for (const d of this.#deliveries) {
-        d.abort.abort(
-          new BrokerError('CONNECTION_LOST', 'the channel carrying this delivery closed'),
-        );
+        d.abort(new BrokerError('CONNECTION_LOST', 'the channel carrying this delivery closed'));
       }
       this.#deliveries.clear();
       if (!this.#stop.signal.aborted) {
@@ -217,7 +234,7 @@ export class RabbitConsumer implements Subscription {
       void channel.close().catch(() => {});
       return;
     }
-    const delivery: Delivery = { abort: new AbortController() };
+    const delivery = new Delivery();
     this.#deliveries.add(delivery);
     const key = header(message, wire.orderingKey);
     void this.#inFlight.track(
@@ -255,12 +272,14 @@ export class RabbitConsumer implements Subscription {
         messageId: message.properties.messageId ?? `${o.queue}:${message.fields.deliveryTag}`,
         topic,
         queue: o.queue,
-        signal: delivery.abort.signal,
+        get signal() {
+          return delivery.signal;
+        },
       },
       o.policy,
       o.handler,
     );
-    if (delivery.abort.signal.aborted || this.#channel !== channel) return;
+    if (delivery.aborted || this.#channel !== channel) return;
     if (outcome.kind === 'ack') {
       channel.ack(message);
       return;
@@ -309,7 +328,7 @@ export class RabbitConsumer implements Subscription {
       const drained = await this.#inFlight.drain(options?.timeoutMs ?? 30_000);
       if (!drained) {
         for (const d of this.#deliveries) {
-          d.abort.abort(new BrokerError('BROKER_CLOSED', 'the subscription closed'));
+          d.abort(new BrokerError('BROKER_CLOSED', 'the subscription closed'));
         }
       }
       this.#stop.abort();

@@ -13,7 +13,8 @@ interface Pending {
   readonly delayMs: number;
   readonly resolve: () => void;
   readonly reject: (error: unknown) => void;
-  readonly timer: ReturnType<typeof setTimeout>;
+  /** When it fails with PUBLISH_TIMEOUT unless confirmed (Date.now() time). */
+  readonly deadline: number;
   /** The channel it was last sent on; confirms from any other channel are stale. */
   sentOn: ConfirmChannel | undefined;
   settled: boolean;
@@ -50,6 +51,12 @@ export class ConfirmPublisher {
   #running: Promise<void> | undefined;
   #stop = new AbortController();
   #idle: (() => void)[] = [];
+  /**
+   * One timer for every pending publish, set for the oldest one's deadline: all share the same
+   * timeout and `#pending` keeps publish order, so the oldest always expires first. (A timer per
+   * message was a twentieth of the relay's time.)
+   */
+  #expiry: ReturnType<typeof setTimeout> | undefined;
 
   constructor(options: PublisherOptions) {
     this.#options = options;
@@ -77,7 +84,27 @@ export class ConfirmPublisher {
         delayMs,
         resolve,
         reject,
-        timer: setTimeout(() => {
+        deadline: Date.now() + this.#options.timeoutMs,
+        sentOn: undefined,
+        settled: false,
+      };
+      this.#pending.set(seq, item);
+      this.#armExpiry();
+      this.#outbox.push(item);
+      void this.#flush();
+    });
+  }
+
+  #armExpiry(): void {
+    if (this.#expiry !== undefined) return;
+    const oldest = this.#pending.values().next().value;
+    if (oldest === undefined) return;
+    this.#expiry = setTimeout(
+      () => {
+        this.#expiry = undefined;
+        const now = Date.now();
+        for (const item of this.#pending.values()) {
+          if (item.deadline > now) break;
           this.#settle(
             item,
             new BrokerError(
@@ -85,24 +112,24 @@ export class ConfirmPublisher {
               `RabbitMQ did not confirm the message within ${this.#options.timeoutMs} ms; it may or may not have been stored`,
             ),
           );
-        }, this.#options.timeoutMs),
-        sentOn: undefined,
-        settled: false,
-      };
-      this.#pending.set(seq, item);
-      this.#outbox.push(item);
-      void this.#flush();
-    });
+        }
+        this.#armExpiry();
+      },
+      Math.max(0, oldest.deadline - Date.now()),
+    );
   }
 
   #settle(item: Pending, error?: unknown): void {
     if (item.settled) return;
     item.settled = true;
-    clearTimeout(item.timer);
     this.#pending.delete(item.seq);
     if (error === undefined) item.resolve();
     else item.reject(error);
-    if (this.#pending.size === 0) for (const resolve of this.#idle.splice(0)) resolve();
+    if (this.#pending.size === 0) {
+      clearTimeout(this.#expiry);
+      this.#expiry = undefined;
+      for (const resolve of this.#idle.splice(0)) resolve();
+    }
   }
 
   async #flush(): Promise<void> {
