@@ -51,8 +51,10 @@ export {
 } from './serialization.js';
 export {
   type Logger,
+  offSpan,
   silentLogger,
   traceContextOf,
   traceMetadata,
   traceMetadataKeys,
+  tracingOff,
 } from './telemetry.js';

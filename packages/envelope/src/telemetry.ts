@@ -1,4 +1,13 @@
-import { type Context, context, propagation, ROOT_CONTEXT } from '@opentelemetry/api';
+import {
+  type Context,
+  context,
+  INVALID_SPAN_CONTEXT,
+  ProxyTracerProvider,
+  propagation,
+  ROOT_CONTEXT,
+  type Span,
+  trace,
+} from '@opentelemetry/api';
 
 /**
  * The logging interface every Evident factory accepts: pino's shape (`logger.info(fields, msg)`),
@@ -53,3 +62,30 @@ export function traceContextOf(envelope: {
   if (typeof envelope?.metadata?.traceparent !== 'string') return context.active();
   return propagation.extract(ROOT_CONTEXT, envelope.metadata, getter);
 }
+
+/** What the API's tracer provider delegates to while no SDK is registered. */
+const noTracerProvider = new ProxyTracerProvider().getDelegate();
+const probe = ROOT_CONTEXT.setValue(Symbol('evident.tracing-probe'), true);
+
+/**
+ * Whether OpenTelemetry tracing is off in this process: no tracer provider and no context manager
+ * registered, so a span would record nothing and carry no trace context to the code inside it.
+ * Evident skips its own spans then (a no-op span still cost a few microseconds per append, publish
+ * and delivery). Checked on every call: an SDK registered later is used from its first span.
+ *
+ * @example
+ * ```ts
+ * const span = tracingOff() ? undefined : tracer.startSpan('check eligibility');
+ * ```
+ */
+export function tracingOff(): boolean {
+  const provider = trace.getTracerProvider();
+  return (
+    provider instanceof ProxyTracerProvider &&
+    provider.getDelegate() === noTracerProvider &&
+    !context.with(probe, () => context.active() === probe)
+  );
+}
+
+/** A span that records nothing, for code written against a span while tracing is off. */
+export const offSpan: Span = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);

@@ -1,3 +1,4 @@
+import { offSpan, tracingOff } from '@evident/envelope';
 import {
   type Attributes,
   type Meter,
@@ -77,7 +78,8 @@ export { SpanKind, SpanStatusCode };
 
 /**
  * Run `fn` in an active span. A failure sets the span's status to the error's code or name —
- * never its message, which may quote a payload.
+ * never its message, which may quote a payload. With tracing off (no SDK, no context manager) the
+ * span would be a no-op: `fn` runs at once with one that records nothing.
  */
 export function traced<T>(
   name: string,
@@ -86,6 +88,13 @@ export function traced<T>(
   fn: (span: Span) => Promise<T>,
   parent?: import('@opentelemetry/api').Context,
 ): Promise<T> {
+  if (tracingOff()) {
+    try {
+      return fn(offSpan);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
   const run = async (span: Span) => {
     try {
       return await fn(span);

@@ -1,10 +1,9 @@
-import { type Envelope, traceContextOf } from '@evident/envelope';
+import { type Envelope, traceContextOf, tracingOff } from '@evident/envelope';
 import {
   type Meter,
   type MeterProvider,
   metrics,
   context as otelContext,
-  ProxyTracerProvider,
   SpanKind,
   SpanStatusCode,
   trace,
@@ -54,27 +53,15 @@ function failed(span: import('@opentelemetry/api').Span, error: unknown) {
   });
 }
 
-/** What the API's tracer provider delegates to while no SDK is registered. */
-const noTracing = new ProxyTracerProvider().getDelegate();
-
-/**
- * Whether spans can be recorded: an SDK's tracer provider is registered. Without one a publish's
- * span is a no-op that changes nothing the publish can see, so it is skipped (it was a tenth of
- * the relay's time). Checked on every publish: an SDK registered later is picked up at once.
- */
-function tracing(): boolean {
-  const provider = trace.getTracerProvider();
-  return !(provider instanceof ProxyTracerProvider && provider.getDelegate() === noTracing);
-}
-
 /** The same broker, with a span around every publish and every handler call. */
 export function instrumentBroker<B extends Broker>(broker: B, system: string): B {
   const publish = broker.publish.bind(broker);
   const subscribe = broker.subscribe.bind(broker);
   const wrapHandler =
     <E extends Envelope>(handler: MessageHandler<E>, queue: string): MessageHandler<E> =>
-    (envelope, context) =>
-      tracer.startActiveSpan(
+    async (envelope, context) => {
+      if (tracingOff()) return handler(envelope, context);
+      return tracer.startActiveSpan(
         `evident.consume ${queue}`,
         {
           kind: SpanKind.CONSUMER,
@@ -100,12 +87,14 @@ export function instrumentBroker<B extends Broker>(broker: B, system: string): B
           }
         },
       );
+    };
   Object.assign(broker, {
     publish: async (
       envelope: Parameters<Broker['publish']>[0],
       options?: Parameters<Broker['publish']>[1],
     ) => {
-      if (!tracing()) {
+      // Tracing off: the span would be a no-op (it was a tenth of the relay's time).
+      if (tracingOff()) {
         await publish(envelope, options);
         brokerMetrics().published.add(1, { 'messaging.system': system });
         return;
