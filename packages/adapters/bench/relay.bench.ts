@@ -14,7 +14,9 @@
  * envelope's JSON with amqplib confirms (at most 200 in flight, as the relay's defaults), a
  * checkpoint row upserted after each page's confirms, and an amqplib consumer that parses and
  * acknowledges — from the same kind of backlog. That is "the raw client's own figure" for a relay:
- * what the adapter adds beyond the clients it drives. (It has none of the relay's guarantees: it
+ * what the adapter adds beyond the clients it drives. It reads in the order of the log's index
+ * (transaction id, then position), as a hand-written relay on this schema would (by position
+ * alone it would sort the table on every page). (It has none of the relay's guarantees: it
  * skips events whose transaction commits after a later one, publishes nothing when RabbitMQ is
  * down instead of waiting, and has no lease, parking or per-stream ordering across restarts.)
  * A last figure relays while 8 writers append: events received per second beside the writers'
@@ -239,7 +241,7 @@ async function main(): Promise<void> {
     // own routing key, so the adapter's consumer never sees them.
     const pgPool = new pg.Pool({ connectionString: pgUrl, max: 4 });
     await pgPool.query(
-      `create table "${schema}".raw_checkpoint (name text primary key, position bigint not null)`,
+      `create table "${schema}".raw_checkpoint (name text primary key, position text not null)`,
     );
     await channel.assertQueue(`${ns}.rawrelay`, {
       durable: true,
@@ -255,24 +257,26 @@ async function main(): Promise<void> {
     });
     const rawRelay = async (): Promise<number> => {
       round += 1;
-      const from = await pgPool.query<{ p: string | null }>(
-        `select max(global_position)::text as p from "${schema}".events`,
+      // Where the log ends now, in its index's order (transaction id, then position).
+      const last = await pgPool.query<{ tx: string; position: string }>(
+        `select transaction_id::text as tx, global_position::text as position
+         from "${schema}".events order by transaction_id desc, global_position desc limit 1`,
       );
       const count = await appendBacklog(store, round, backlog);
       rawRelayed = 0;
       const started = performance.now();
-      let position = from.rows[0]!.p ?? '0';
+      let position = [last.rows[0]?.tx ?? '0', last.rows[0]?.position ?? '0'];
       let inFlight = 0;
       const slots: (() => void)[] = [];
       for (;;) {
         const { rows } = await pgPool.query({
           name: 'raw_relay_page',
-          text: `select global_position::text as position, event_id, event_type, schema_version,
-                        occurred_at, correlation_id, causation_id, source, actor_id, actor_role,
-                        data, metadata
-                 from "${schema}".events where global_position > $1
-                 order by global_position limit 500`,
-          values: [position],
+          text: `select transaction_id::text as tx, global_position::text as position, event_id,
+                        event_type, schema_version, occurred_at, correlation_id, causation_id,
+                        source, actor_id, actor_role, data, metadata
+                 from "${schema}".events where (transaction_id, global_position) > ($1::xid8, $2)
+                 order by transaction_id, global_position limit 500`,
+          values: position,
         });
         if (rows.length === 0) break;
         for (const row of rows) {
@@ -302,12 +306,12 @@ async function main(): Promise<void> {
           );
         }
         await channel.waitForConfirms();
-        position = rows[rows.length - 1]!.position;
+        position = [rows[rows.length - 1]!.tx, rows[rows.length - 1]!.position];
         await pgPool.query({
           name: 'raw_relay_checkpoint',
           text: `insert into "${schema}".raw_checkpoint (name, position) values ('raw', $1)
                  on conflict (name) do update set position = excluded.position`,
-          values: [position],
+          values: [position.join('/')],
         });
       }
       while (rawRelayed < count) await new Promise((r) => setTimeout(r, 2));
