@@ -1,3 +1,4 @@
+import { tracingOff } from '@evident/envelope';
 import {
   type BatchObservableResult,
   type Context,
@@ -120,13 +121,21 @@ export function traceOfStart(metadata: Readonly<Record<string, unknown>> | undef
 
 /**
  * Run one attempt in a span. A failure sets the span's status to the error's code or name —
- * never its message, which may quote a payload.
+ * never its message, which may quote a payload. With tracing off (no SDK, no context manager) the
+ * span would be a no-op: the attempt runs without one.
  */
 export function tracedAttempt<T>(
   name: 'evident.saga.step' | 'evident.saga.compensation',
   attributes: Readonly<Record<string, string | number>>,
   fn: () => Promise<T>,
 ): Promise<T> {
+  if (tracingOff()) {
+    try {
+      return fn();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
   return tracer.startActiveSpan(
     `${name} ${attributes['evident.saga.step']}`,
     { kind: SpanKind.INTERNAL, attributes },
