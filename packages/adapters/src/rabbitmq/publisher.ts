@@ -13,7 +13,7 @@ interface Pending {
   readonly delayMs: number;
   readonly resolve: () => void;
   readonly reject: (error: unknown) => void;
-  /** When it fails with PUBLISH_TIMEOUT unless confirmed (Date.now() time). */
+  /** When it fails with PUBLISH_TIMEOUT unless confirmed (performance.now(): monotonic). */
   readonly deadline: number;
   /** The channel it was last sent on; confirms from any other channel are stale. */
   sentOn: ConfirmChannel | undefined;
@@ -84,7 +84,7 @@ export class ConfirmPublisher {
         delayMs,
         resolve,
         reject,
-        deadline: Date.now() + this.#options.timeoutMs,
+        deadline: performance.now() + this.#options.timeoutMs,
         sentOn: undefined,
         settled: false,
       };
@@ -102,7 +102,7 @@ export class ConfirmPublisher {
     this.#expiry = setTimeout(
       () => {
         this.#expiry = undefined;
-        const now = Date.now();
+        const now = performance.now();
         for (const item of this.#pending.values()) {
           if (item.deadline > now) break;
           this.#settle(
@@ -115,7 +115,7 @@ export class ConfirmPublisher {
         }
         this.#armExpiry();
       },
-      Math.max(0, oldest.deadline - Date.now()),
+      Math.max(0, oldest.deadline - performance.now()),
     );
   }
 
