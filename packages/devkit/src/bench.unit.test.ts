@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { pairedRatio, postgresCpuMicros, report, startCpuMeter } from './bench.js';
+import { medianCpu, pairedRatio, postgresCpuMicros, report, startCpuMeter } from './bench.js';
 
 describe('pairedRatio', () => {
   it('is the median of the rounds’ own ratios, not the ratio of the medians', () => {
@@ -81,6 +81,17 @@ describe('CPU per operation', () => {
   it('is absent without a postgres process or without /proc', () => {
     expect(postgresCpuMicros(fakeProc([['node', 1, 1]]))).toBeUndefined();
     expect(postgresCpuMicros(join(tmpdir(), 'no-such-proc'))).toBeUndefined();
+  });
+
+  it('takes the median of rounds, Node.js and PostgreSQL apart, leaving PostgreSQL out when unseen', () => {
+    expect(
+      medianCpu([
+        { node: 70.04, postgres: 140 },
+        { node: 90, postgres: 120.06 },
+        { node: 80, postgres: 160 },
+      ]),
+    ).toEqual({ node: 80, postgres: 140 });
+    expect(medianCpu([{ node: 1.26 }])).toEqual({ node: 1.3 });
   });
 
   it('divides the CPU this process spent by the operations', () => {

@@ -16,6 +16,7 @@ import {
   ceilingRow,
   latencies,
   median,
+  medianCpu,
   percentile,
   report,
   startCpuMeter,
@@ -107,15 +108,7 @@ async function main() {
     return rate;
   };
   /** Median microseconds per event of a contender's rounds, Node.js and PostgreSQL apart. */
-  const cpuOf = (shape: keyof typeof cpu, who: Contender) => {
-    const all = cpu[shape][who] ?? [];
-    const postgres = all.flatMap((c) => (c.postgres === undefined ? [] : [c.postgres]));
-    const micro = (n: number) => Math.round(n * 10) / 10;
-    return {
-      node: micro(median(all.map((c) => c.node))),
-      ...(postgres.length > 0 ? { postgres: micro(median(postgres)) } : {}),
-    };
-  };
+  const cpuOf = (shape: keyof typeof cpu, who: Contender) => medianCpu(cpu[shape][who] ?? []);
   const figures = {
     single: {
       ceiling: [] as number[],

@@ -31,6 +31,7 @@ import {
   ceilingInsert,
   ceilingRow,
   median,
+  medianCpu,
   percentile,
   report,
   startCpuMeter,
@@ -255,14 +256,6 @@ async function main() {
       alone.gapP99.push(percentile(gaps, 99));
     }
 
-    /** Median microseconds per operation, Node.js and PostgreSQL apart. */
-    const cpuOf = (all: readonly CpuPerOperation[]) => {
-      const postgres = all.flatMap((c) => (c.postgres === undefined ? [] : [c.postgres]));
-      return {
-        node: Math.round(median(all.map((c) => c.node))),
-        ...(postgres.length > 0 ? { postgres: Math.round(median(postgres)) } : {}),
-      };
-    };
     const ceilingName = `plain single-row INSERT into a table of the events table's shape, ${connections} connections`;
     report({
       bench: 'saga.sevenStep.throughput',
@@ -281,8 +274,8 @@ async function main() {
         1000,
       statements: Object.fromEntries(perSaga),
       // Where a saga's time goes: CPU per saga beside CPU per ceiling INSERT.
-      cpuMicrosPerSaga: cpuOf(figures.sagaCpu),
-      ceilingCpuMicrosPerInsert: cpuOf(figures.insertCpu),
+      cpuMicrosPerSaga: medianCpu(figures.sagaCpu),
+      ceilingCpuMicrosPerInsert: medianCpu(figures.insertCpu),
       rounds: figures.sagas.map(Math.round),
       ceilingRounds: figures.inserts.map(Math.round),
     });
