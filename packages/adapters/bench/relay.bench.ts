@@ -203,19 +203,21 @@ async function main(): Promise<void> {
     const consuming = await amqp.connect(amqpUrl);
     const rawConsumer = await consuming.createChannel();
     await rawConsumer.prefetch(200);
-    await channel.assertQueue(`${ns}.rawe2e`, {
-      durable: true,
-      arguments: { 'x-queue-type': 'quorum' },
-    });
-    let rawConsumed = 0;
-    await rawConsumer.consume(`${ns}.rawe2e`, (m) => {
-      if (!m) return;
-      JSON.parse(m.content.toString());
-      rawConsumed += 1;
-      rawConsumer.ack(m);
-    });
+    /** A quorum queue whose messages amqplib parses and acknowledges; counts them. */
+    const rawSink = async (queue: string) => {
+      const sink = { received: 0 };
+      await channel.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+      await rawConsumer.consume(queue, (m) => {
+        if (!m) return;
+        JSON.parse(m.content.toString());
+        sink.received += 1;
+        rawConsumer.ack(m);
+      });
+      return sink;
+    };
+    const rawe2e = await rawSink(`${ns}.rawe2e`);
     const rawEndToEnd = async (): Promise<number> => {
-      rawConsumed = 0;
+      rawe2e.received = 0;
       let sent = 0;
       const started = performance.now();
       await throughput(
@@ -233,7 +235,7 @@ async function main(): Promise<void> {
           }),
         64,
       );
-      while (rawConsumed < sent) await new Promise((r) => setTimeout(r, 2));
+      while (rawe2e.received < sent) await new Promise((r) => setTimeout(r, 2));
       return sent / ((performance.now() - started) / 1000);
     };
 
@@ -243,18 +245,8 @@ async function main(): Promise<void> {
     await pgPool.query(
       `create table "${schema}".raw_checkpoint (name text primary key, position text not null)`,
     );
-    await channel.assertQueue(`${ns}.rawrelay`, {
-      durable: true,
-      arguments: { 'x-queue-type': 'quorum' },
-    });
+    const rawRelayed = await rawSink(`${ns}.rawrelay`);
     await channel.bindQueue(`${ns}.rawrelay`, `${ns}.events`, 'raw.ClaimSubmitted');
-    let rawRelayed = 0;
-    await rawConsumer.consume(`${ns}.rawrelay`, (m) => {
-      if (!m) return;
-      JSON.parse(m.content.toString());
-      rawRelayed += 1;
-      rawConsumer.ack(m);
-    });
     const rawRelay = async (): Promise<number> => {
       round += 1;
       // Where the log ends now, in its index's order (transaction id, then position).
@@ -263,7 +255,7 @@ async function main(): Promise<void> {
          from "${schema}".events order by transaction_id desc, global_position desc limit 1`,
       );
       const count = await appendBacklog(store, round, backlog);
-      rawRelayed = 0;
+      rawRelayed.received = 0;
       const started = performance.now();
       let position = [last.rows[0]?.tx ?? '0', last.rows[0]?.position ?? '0'];
       let inFlight = 0;
@@ -314,7 +306,7 @@ async function main(): Promise<void> {
           values: [position.join('/')],
         });
       }
-      while (rawRelayed < count) await new Promise((r) => setTimeout(r, 2));
+      while (rawRelayed.received < count) await new Promise((r) => setTimeout(r, 2));
       return count / ((performance.now() - started) / 1000);
     };
 
