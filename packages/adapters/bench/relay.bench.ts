@@ -30,7 +30,7 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { connect as tcpConnect } from 'node:net';
-import { median, report } from '@evident/devkit/bench';
+import { median, report, throughput } from '@evident/devkit/bench';
 import { createEnvelope, type Envelope } from '@evident/envelope';
 import { type Checkpoint, createEventStore, type EventStore } from '@evident/eventstore';
 import amqp from 'amqplib';
@@ -43,24 +43,6 @@ const roundMs = Number(process.env.BENCH_ROUND_MS ?? 2000);
 const backlog = Number(process.env.BENCH_EVENTS ?? 5000);
 const streamsPerRound = 500;
 const quiet = { warn: () => {} };
-
-/** Run `work` on `width` concurrent lanes for `ms`; returns units per second. */
-async function throughput(ms: number, work: () => Promise<number>, width: number): Promise<number> {
-  const started = performance.now();
-  const deadline = started + ms;
-  let done = 0;
-  await Promise.all(
-    Array.from({ length: width }, async () => {
-      while (performance.now() < deadline) {
-        // Assigned first: `done += await work()` would read `done` before the await and lose
-        // the other lanes' updates.
-        const n = await work();
-        done += n;
-      }
-    }),
-  );
-  return done / ((performance.now() - started) / 1000);
-}
 
 /** One figure beside its ceiling, rounds paired (relay and raw rounds alternate). */
 function relayReport(
@@ -221,6 +203,7 @@ async function main(): Promise<void> {
       let sent = 0;
       const started = performance.now();
       await throughput(
+        64,
         roundMs,
         () =>
           new Promise<number>((resolve, reject) => {
@@ -233,7 +216,6 @@ async function main(): Promise<void> {
               (e: unknown) => (e ? reject(e) : resolve(1)),
             );
           }),
-        64,
       );
       while (rawe2e.received < sent) await new Promise((r) => setTimeout(r, 2));
       return sent / ((performance.now() - started) / 1000);
@@ -349,22 +331,18 @@ async function main(): Promise<void> {
       const ids = Array.from({ length: 200 }, () => `c-${randomBytes(6).toString('hex')}`);
       const busy = new Set<string>();
       let next = 0;
-      const appendRate = await throughput(
-        roundMs,
-        async () => {
-          let id = ids[next++ % ids.length]!;
-          while (busy.has(id)) id = ids[next++ % ids.length]!;
-          busy.add(id);
-          const version = versions.get(id) ?? 0;
-          await store.append({ type: 'claim', id }, [claim(thisRound, version + 1)], {
-            expectedVersion: version === 0 ? 'no_stream' : version,
-          });
-          versions.set(id, version + 1);
-          busy.delete(id);
-          return 1;
-        },
-        8,
-      );
+      const appendRate = await throughput(8, roundMs, async () => {
+        let id = ids[next++ % ids.length]!;
+        while (busy.has(id)) id = ids[next++ % ids.length]!;
+        busy.add(id);
+        const version = versions.get(id) ?? 0;
+        await store.append({ type: 'claim', id }, [claim(thisRound, version + 1)], {
+          expectedVersion: version === 0 ? 'no_stream' : version,
+        });
+        versions.set(id, version + 1);
+        busy.delete(id);
+        return 1;
+      });
       const appended = [...versions.values()].reduce((a, n) => a + n, 0);
       await waitForRound(thisRound, appended);
       const relayed = appended / ((performance.now() - started) / 1000);
@@ -372,7 +350,7 @@ async function main(): Promise<void> {
       return { relayed, appended: appendRate };
     };
 
-    await throughput(500, rawPublish, 64); // warm-up
+    await throughput(64, 500, rawPublish); // warm-up
     await drain();
     const relayRates: number[] = [];
     const rawRates: number[] = [];
@@ -382,7 +360,7 @@ async function main(): Promise<void> {
     const appendRates: number[] = [];
     for (let i = 0; i < rounds; i++) {
       await channel.purgeQueue(`${ns}.raw`);
-      rawRates.push(await throughput(roundMs, rawPublish, 64));
+      rawRates.push(await throughput(64, roundMs, rawPublish));
       rawEndToEndRates.push(await rawEndToEnd());
       relayRates.push(await drain());
       rawRelayRates.push(await rawRelay());
