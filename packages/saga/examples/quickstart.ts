@@ -86,8 +86,7 @@ export async function quickstart(store: EventStore, services: OnboardingServices
   const instance = await runtime.waitUntil(id); // completed, compensated or dead-lettered
   console.log(instance.status); // 'compensated': the booking failed with PlanNotContracted
   for (const entry of await runtime.timeline(id)) console.log(entry.summary);
-  // SagaStarted
-  // StepStarted createPatientRecord (attempt 1)
+  // SagaStarted; started createPatientRecord
   // ...
   // StepFailed scheduleInitialConsultation (attempt 1): PlanNotContracted PLAN_NOT_CONTRACTED
   // CompensationStarted assignCareCoordinator (attempt 1) → markPendingInsuranceResolution

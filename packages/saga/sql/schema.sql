@@ -74,10 +74,12 @@ begin
     -- Due at once for any worker, or held by the starting worker (which runs it straight away)
     -- for one lease; if that worker dies, the lease expires and another takes the instance.
     insert into evident.saga_instances as i
-      (saga_id, saga_name, saga_version, correlation_id, tenant_id, status, due_at, lease_owner,
-       stream_version, started_at, updated_at)
+      (saga_id, saga_name, saga_version, correlation_id, tenant_id, status, current_step, attempt,
+       due_at, lease_owner, stream_version, started_at, updated_at)
     values (new.stream_id, d ->> 'saga', (d ->> 'version')::integer, new.correlation_id,
             new.tenant_id, 'running',
+            -- The first step's start, when the starting process runs the instance (0002).
+            d -> 'next' -> -1 ->> 'step', coalesce((d -> 'next' -> -1 ->> 'attempt')::integer, 0),
             case when d -> 'worker' is null or d -> 'worker' = 'null'::jsonb then new.recorded_at
                  else coalesce((d #>> '{worker,until}')::timestamptz,
                                new.recorded_at + (d #>> '{worker,leaseMs}')::bigint

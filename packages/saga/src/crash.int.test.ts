@@ -8,8 +8,13 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { postgresUrl } from '#test-env';
 import { type Child, kill, start } from '../test/children.js';
 import { crashTables } from '../test/crashSagas.js';
-import { eventually, postgresFactory, type StoreFixture, sagaId } from '../test/fixtures.js';
-import type { SagaEventData } from './index.js';
+import {
+  eventually,
+  postgresFactory,
+  type StoreFixture,
+  sagaId,
+  stepStarts,
+} from '../test/fixtures.js';
 
 describe.skipIf(!postgresUrl)('a worker killed mid-step (PostgreSQL, real processes)', () => {
   let fixture: StoreFixture;
@@ -93,11 +98,7 @@ describe.skipIf(!postgresUrl)('a worker killed mid-step (PostgreSQL, real proces
       // Not before the lease the first worker held had expired (database time).
       expect(Date.parse(interrupted.recordedAt)).toBeGreaterThanOrEqual(held.due_at.getTime());
       // The same key on both attempts, and one history: versions contiguous, one SagaCompleted.
-      const keys = events.flatMap((e) =>
-        e.type === 'StepStarted'
-          ? [(e.data as SagaEventData['StepStarted']).idempotencyKey]
-          : ((e.data as SagaEventData['StepSucceeded']).next ?? []).map((n) => n.idempotencyKey),
-      );
+      const keys = stepStarts(events).map((d) => d.idempotencyKey);
       expect(keys.filter((k) => k === key)).toHaveLength(2);
       expect(events.map((e) => e.streamVersion)).toEqual(events.map((_, i) => i + 1));
       expect(events.filter((e) => e.type === 'SagaCompleted')).toHaveLength(1);

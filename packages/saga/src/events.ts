@@ -27,6 +27,11 @@ export interface SagaEventData {
       readonly leaseMs: number;
       readonly until: string | null;
     } | null;
+    /**
+     * The first steps' starts, when the starting process runs the instance: appended with the
+     * start, as later starts ride on their predecessor's `StepSucceeded`.
+     */
+    readonly next?: readonly SagaEventData['StepStarted'][];
   };
   StepStarted: {
     readonly step: string;

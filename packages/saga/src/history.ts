@@ -86,6 +86,34 @@ export function checkHistory(
   const conditions = new Map<string, boolean>();
   const intents = new Map<string, { transition: string; at: number }>();
   const compensated = new Set<string>();
+  /** Steps started by an event that carries their starts (`next`), as if StepStarted each. */
+  const startsCarried = (
+    data: { readonly next?: readonly SagaEventData['StepStarted'][] },
+    version: number,
+  ) => {
+    for (const next of data.next ?? []) {
+      const place = where.get(next.step);
+      if (!place) {
+        report({
+          kind: 'unknown-node',
+          node: next.step,
+          streamVersion: version,
+          message: `the history started ${next.step}, which ${definition.name} v${definition.version} does not define`,
+        });
+      } else if (place.node.kind !== 'step') {
+        report({
+          kind: 'kind-changed',
+          node: next.step,
+          streamVersion: version,
+          message: `${next.step} was a step when the history was recorded and is now a ${place.node.kind}`,
+        });
+      }
+      if (!entry.has(next.step)) entry.set(next.step, version);
+      if (next.compensation) {
+        intents.set(next.step, { transition: next.compensation.transition, at: version });
+      }
+    }
+  };
 
   events.forEach((event, i) => {
     const version = i + 1;
@@ -118,31 +146,14 @@ export function checkHistory(
           intents.set(d.step, { transition: d.compensation.transition, at: version });
         break;
       }
+      case 'SagaStarted':
+        // Starts carried by the saga's start count as StepStarted events at this position.
+        startsCarried(data as unknown as SagaEventData['SagaStarted'], version);
+        break;
       case 'StepSucceeded': {
         completion.set(String(data.step), version);
         // Starts carried by the success count as StepStarted events at this position.
-        for (const next of (data as unknown as SagaEventData['StepSucceeded']).next ?? []) {
-          const place = where.get(next.step);
-          if (!place) {
-            report({
-              kind: 'unknown-node',
-              node: next.step,
-              streamVersion: version,
-              message: `the history started ${next.step}, which ${definition.name} v${definition.version} does not define`,
-            });
-          } else if (place.node.kind !== 'step') {
-            report({
-              kind: 'kind-changed',
-              node: next.step,
-              streamVersion: version,
-              message: `${next.step} was a step when the history was recorded and is now a ${place.node.kind}`,
-            });
-          }
-          if (!entry.has(next.step)) entry.set(next.step, version);
-          if (next.compensation) {
-            intents.set(next.step, { transition: next.compensation.transition, at: version });
-          }
-        }
+        startsCarried(data as unknown as SagaEventData['StepSucceeded'], version);
         break;
       }
       case 'ConditionEvaluated':

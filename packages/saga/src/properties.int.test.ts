@@ -14,7 +14,7 @@ import type { EventStore } from '@evident/eventstore';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postgresUrl } from '#test-env';
-import { postgresFactory, type StoreFixture } from '../test/fixtures.js';
+import { postgresFactory, type StoreFixture, stepStarts } from '../test/fixtures.js';
 import { decide } from './decide.js';
 import type { SagaDefinition } from './defineSaga.js';
 import { checkHistory } from './history.js';
@@ -179,14 +179,7 @@ describe.skipIf(!postgresUrl)('saga properties (PostgreSQL)', () => {
         .filter((e) => e.type === 'StepSucceeded')
         .map((e) => (e.data as SagaEventData['StepSucceeded']).step);
       const intents = new Set(
-        events
-          .flatMap((e) =>
-            e.type === 'StepStarted'
-              ? [e.data as SagaEventData['StepStarted']]
-              : e.type === 'StepSucceeded'
-                ? ((e.data as SagaEventData['StepSucceeded']).next ?? [])
-                : [],
-          )
+        stepStarts(events)
           .filter((d) => d.compensation)
           .map((d) => d.step),
       );
@@ -297,13 +290,7 @@ describe.skipIf(!postgresUrl)('saga properties (PostgreSQL)', () => {
             .map((e) => e.data as SagaEventData['StepFailed'])
             .filter((d) => d.error.code === 'ATTEMPT_INTERRUPTED');
           expect(failed.map((d) => d.step)).toContain(`s${interrupt.at}`);
-          const starts = events.flatMap((e) =>
-            e.type === 'StepStarted'
-              ? [e.data as SagaEventData['StepStarted']]
-              : e.type === 'StepSucceeded'
-                ? ((e.data as SagaEventData['StepSucceeded']).next ?? [])
-                : [],
-          );
+          const starts = stepStarts(events);
           for (const d of failed) {
             const again = starts.filter((x) => x.step === d.step);
             expect(again.map((x) => x.attempt)).toContain(d.attempt + 1);

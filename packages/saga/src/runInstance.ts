@@ -161,6 +161,12 @@ interface RunOptions {
   readonly streamVersion?: number;
   /** The instance's version, when this definition takes it over through migrations. */
   readonly migratedFrom?: number;
+  /**
+   * The instance's `SagaStarted`, when this run appends it (an instance its own process has just
+   * started): it is the history's only event, not stored yet, and the first step's start rides on
+   * it as a step's start rides on its predecessor's success — one row fewer per saga.
+   */
+  readonly start?: Envelope;
 }
 
 async function run(
@@ -173,8 +179,9 @@ async function run(
 ): Promise<RunOutcome> {
   const stream = { type: sagaStreamType, id };
   const virtual = env.clock.kind === 'virtual';
-  const confirmed: FoldEvent[] = [...history];
-  let confirmedVersion = options.streamVersion ?? history.length;
+  const start = options.start;
+  const confirmed: FoldEvent[] = start ? [] : [...history];
+  let confirmedVersion = start ? 0 : (options.streamVersion ?? history.length);
   // One listener for the whole run: it ends every wait once this worker loses the instance.
   const lost = new Promise<Outcome>((resolve) => {
     if (signal.aborted) resolve({ kind: 'lost' });
@@ -187,6 +194,15 @@ async function run(
   /** How many of `pending` an append in progress is sending (they can no longer change). */
   let sealed = 0;
   const state0 = foldHistory(id, history);
+  if (start) {
+    pending.push({
+      type: 'SagaStarted',
+      data: start.data,
+      causationId: start.causationId,
+      occurredAt: new Date(start.occurredAt),
+      fold: history[0]!,
+    });
+  }
   let state: InstanceState = state0;
   const inFlight = new Map<string, Promise<Outcome>>();
   let flushChain: Promise<unknown> = Promise.resolve();
@@ -198,12 +214,13 @@ async function run(
       event.type === 'StepStarted' &&
       last &&
       pending.length > sealed &&
-      last.type === 'StepSucceeded'
+      (last.type === 'StepSucceeded' || last.type === 'SagaStarted')
     ) {
-      // The next step's start rides on the previous step's success: one event, one row, per
-      // step boundary (the start is still recorded before the step's side effect).
+      // The next step's start rides on the previous step's success (or the first step's on the
+      // saga's start): one event, one row, per step boundary (the start is still recorded
+      // before the step's side effect).
       const started = event.data as SagaEventData['StepStarted'];
-      const data = last.data as SagaEventData['StepSucceeded'];
+      const data = last.data as SagaEventData['StepSucceeded' | 'SagaStarted'];
       last.data = { ...data, next: [...(data.next ?? []), started] };
       last.fold = { ...last.fold, data: last.data };
       applyStarted(state, started, t);
@@ -228,16 +245,19 @@ async function run(
   };
 
   const envelopeOf = (p: Pending): Envelope =>
-    createEnvelope({
-      id: p.fold.id,
-      type: p.type,
-      data: p.data,
-      source: env.source,
-      actor: env.actor,
-      correlationId: state.correlationId,
-      ...(p.causationId ? { causationId: p.causationId } : {}),
-      occurredAt: p.occurredAt,
-    });
+    p.type === 'SagaStarted' && start
+      ? // The start as the starter made it (its id, actor, trace), with the steps it starts.
+        createEnvelope({ ...start, data: p.data })
+      : createEnvelope({
+          id: p.fold.id,
+          type: p.type,
+          data: p.data,
+          source: env.source,
+          actor: env.actor,
+          correlationId: state.correlationId,
+          ...(p.causationId ? { causationId: p.causationId } : {}),
+          occurredAt: p.occurredAt,
+        });
 
   /** Append what is pending, as one statement at the confirmed version. */
   const appendPending = async (): Promise<'ok' | 'merged'> => {

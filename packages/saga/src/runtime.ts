@@ -613,6 +613,8 @@ export function createSagaRuntime(options: SagaRuntimeOptions): SagaRuntime {
     readonly store: EventStore;
     /** Append the start alone unless it is recorded (or refused) already. */
     readonly ensureStarted: () => Promise<void>;
+    /** The start, which the run appends with its first events. */
+    readonly started: Envelope;
   }
 
   interface Claimed {
@@ -689,6 +691,7 @@ export function createSagaRuntime(options: SagaRuntimeOptions): SagaRuntime {
       const runEnv = local ? { ...env, store: local.store } : env;
       const outcome = await runInstance(runEnv, definition, id, history, controller.signal, {
         streamVersion: recorded.length,
+        ...(local ? { start: local.started } : {}),
         ...(current !== definition.version ? { migratedFrom: current } : {}),
       });
       if (outcome.kind === 'parked') wakeAtTime(outcome.wakeAt);
@@ -764,8 +767,12 @@ export function createSagaRuntime(options: SagaRuntimeOptions): SagaRuntime {
       state = 'sending';
       try {
         // The same ids on a retry after a transient error: the store answers with the original
-        // result if the lost attempt had committed.
-        const result = await store.append(stream, [started, ...events], {
+        // result if the lost attempt had committed. The run sends the start itself, carrying its
+        // first steps' starts; anything else gets the start in front.
+        const first = events[0];
+        const withStart =
+          first?.type === 'SagaStarted' && first.id === started.id ? events : [started, ...events];
+        const result = await store.append(stream, withStart, {
           expectedVersion: 'no_stream',
         });
         state = 'done';
@@ -792,7 +799,7 @@ export function createSagaRuntime(options: SagaRuntimeOptions): SagaRuntime {
         refuse(error);
       }
     };
-    return { local: { store: { ...store, append }, ensureStarted }, recorded };
+    return { local: { store: { ...store, append }, ensureStarted, started }, recorded };
   };
 
   /** Run an instance this process has just started, holding it since its first event. */

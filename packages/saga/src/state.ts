@@ -207,6 +207,7 @@ export function applyEvent(state: InstanceState, event: FoldEvent): void {
       state.tenantId = event.tenantId;
       state.startedAt = t;
       state.status = 'running';
+      for (const next of d.next ?? []) applyStarted(state, next, t);
       return;
     }
     case 'SagaMigrated':

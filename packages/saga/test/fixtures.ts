@@ -8,7 +8,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { createEventStore, type EventStore } from '@evident/eventstore';
 import { migrateStateMachines } from '@evident/statemachines';
 import pg from 'pg';
-import { migrateSagas } from '../src/index.js';
+import { migrateSagas, type SagaEventData } from '../src/index.js';
 
 export interface StoreFixture {
   readonly store: EventStore;
@@ -112,4 +112,21 @@ export async function rejection(promise: Promise<unknown>): Promise<unknown> {
     return error;
   }
   throw new Error('expected the promise to reject');
+}
+
+/**
+ * Every step start on a saga stream, in order: `StepStarted` events, and the starts carried by a
+ * `SagaStarted` (the first step's, when the starting process runs the instance) or a
+ * `StepSucceeded` (the next step's) in their `next`.
+ */
+export function stepStarts(
+  events: readonly { readonly type: string; readonly data: unknown }[],
+): SagaEventData['StepStarted'][] {
+  return events.flatMap((e) =>
+    e.type === 'StepStarted'
+      ? [e.data as SagaEventData['StepStarted']]
+      : e.type === 'SagaStarted' || e.type === 'StepSucceeded'
+        ? [...((e.data as { next?: SagaEventData['StepStarted'][] }).next ?? [])]
+        : [],
+  );
 }

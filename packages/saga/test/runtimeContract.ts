@@ -24,6 +24,7 @@ import {
   type StoreFactory,
   type StoreFixture,
   sagaId,
+  stepStarts,
 } from './fixtures.js';
 import { createWorld, notContracted } from './world.js';
 
@@ -100,13 +101,65 @@ export function runtimeContract(name: string, factory: StoreFactory): void {
           'sendWelcomeCommunications',
           'scheduleInitialConsultation',
         ]);
-        // Every step's start is on the stream: the first as StepStarted, the rest carried by the
-        // previous step's success.
-        const starts = [
-          ...dataOf(events, 'StepStarted').map((d) => d.step),
-          ...dataOf(events, 'StepSucceeded').flatMap((d) => (d.next ?? []).map((n) => n.step)),
-        ];
-        expect(starts).toHaveLength(7);
+        // Every step's start is on the stream before the step ran: the first carried by the
+        // saga's start (this process started the instance and ran it), each other one by the
+        // previous step's success. One event per step boundary: start, 7 successes, completion.
+        expect(stepStarts(events).map((d) => d.step)).toEqual([
+          'createPatientRecord',
+          'verifyInsuranceEligibility',
+          'checkPriorAuthorization',
+          'createFinancialAccount',
+          'assignCareCoordinator',
+          'sendWelcomeCommunications',
+          'scheduleInitialConsultation',
+        ]);
+        expect(dataOf(events, 'SagaStarted')[0]!.next?.map((d) => d.step)).toEqual([
+          'createPatientRecord',
+        ]);
+        expect(events).toHaveLength(9);
+      });
+
+      it('records the first step with the start when this process runs what it starts, and shows it at once', async () => {
+        let open!: () => void;
+        const gate = new Promise<void>((resolve) => {
+          open = resolve;
+        });
+        const saga = defineSaga('intake-review', { version: 1 })
+          .step('reviewIntakeForm', { run: () => gate.then(() => null) })
+          .step('notifyFrontDesk', { run: () => null });
+        const runtime = runtimeOf([saga]);
+        const id = sagaId('intake');
+        await runtime.start('intake-review', null, { id });
+        // While the first step runs, its start is on the stream (inside SagaStarted) and the work
+        // row names it.
+        const running = await eventually(async () => {
+          const i = await runtime.get(id);
+          if (i?.currentStep !== 'reviewIntakeForm') throw new Error('not yet');
+          return i;
+        });
+        expect(running).toMatchObject({ status: 'running', attempt: 1 });
+        expect((await stream(id)).map((e) => e.type)).toEqual(['SagaStarted']);
+        open();
+        await runtime.waitUntil(id);
+        expect(await types(id)).toEqual([
+          'SagaStarted',
+          'StepSucceeded',
+          'StepSucceeded',
+          'SagaCompleted',
+        ]);
+
+        // Started for any worker (this process runs none): the start alone, then the worker's
+        // StepStarted — the shape of every history written before starts carried a step.
+        const client = runtimeOf([saga], { workers: false });
+        const other = sagaId('intake');
+        await client.start('intake-review', null, { id: other });
+        expect(dataOf(await stream(other), 'SagaStarted')[0]!.next).toBeUndefined();
+        expect((await runtime.waitUntil(other)).status).toBe('completed');
+        expect((await types(other)).slice(0, 2)).toEqual(['SagaStarted', 'StepStarted']);
+        expect(stepStarts(await stream(other)).map((d) => d.step)).toEqual([
+          'reviewIntakeForm',
+          'notifyFrontDesk',
+        ]);
       });
 
       it('starts an instance once per id: starting it again starts nothing', async () => {
@@ -774,7 +827,7 @@ export function runtimeContract(name: string, factory: StoreFactory): void {
         expect(timeline.map((t) => t.summary)).toContain(
           'StepFailed verifyInsuranceEligibility (attempt 1): Error',
         );
-        expect(timeline[0]!.summary).toBe('SagaStarted');
+        expect(timeline[0]!.summary).toBe('SagaStarted; started createPatientRecord');
         expect(
           isSagaError(await rejection(runtime.timeline('no-such-saga')), 'SAGA_NOT_FOUND'),
         ).toBe(true);
