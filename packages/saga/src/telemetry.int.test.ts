@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import type { Broker } from '@evident/adapters';
-import { createRabbitMqBroker } from '@evident/adapters/rabbitmq';
+import { createRabbitMqBroker, type RabbitMqBroker } from '@evident/adapters/rabbitmq';
 import { relay } from '@evident/adapters/relay';
 import { createSqsBroker } from '@evident/adapters/sqs';
 import { createEnvelope } from '@evident/envelope';
@@ -21,6 +21,7 @@ import {
   type ReadableSpan,
   SimpleSpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
+import amqp from 'amqplib';
 import { type FauxqsServer, startFauxqs } from 'fauxqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postgresUrl, rabbitmqUrl } from '#test-env';
@@ -61,6 +62,19 @@ afterAll(async () => {
 });
 
 const suffix = () => Math.random().toString(36).slice(2, 8);
+
+/** Delete what a RabbitMQ broker declared (queues outlive the broker that declared them). */
+async function deleteTopology(url: string, broker: RabbitMqBroker): Promise<void> {
+  const { queues, exchanges } = broker.topology();
+  const connection = await amqp.connect(url);
+  try {
+    const channel = await connection.createChannel();
+    for (const q of queues) await channel.deleteQueue(q);
+    for (const e of exchanges) await channel.deleteExchange(e);
+  } finally {
+    await connection.close();
+  }
+}
 
 const brokers: Array<[string, () => Broker, boolean]> = [
   [
@@ -118,6 +132,10 @@ describe.skipIf(!postgresUrl)('a saga traced from the request that caused it', (
       });
       afterAll(async () => {
         await broker?.close();
+        // Or every run leaves its quorum queues behind on the shared server.
+        if (broker && name === 'RabbitMQ') {
+          await deleteTopology(rabbitmqUrl!, broker as RabbitMqBroker);
+        }
         await store?.cleanup();
       });
 
