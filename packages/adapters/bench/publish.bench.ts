@@ -20,6 +20,7 @@ import {
   SendMessageBatchCommand,
   SQSClient,
 } from '@aws-sdk/client-sqs';
+import { median, report, throughput } from '@evident/devkit/bench';
 import { createEnvelope, type Envelope } from '@evident/envelope';
 import amqp from 'amqplib';
 import { startFauxqs } from 'fauxqs';
@@ -31,46 +32,27 @@ const roundMs = Number(process.env.BENCH_ROUND_MS ?? 2000);
 const lanes = 64;
 const quiet = { warn: () => {} };
 
-const median = (values: readonly number[]) => {
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-};
+/** Messages per second of `publish` on `width` concurrent lanes for `ms`. */
+const rate = (ms: number, publish: () => Promise<number>, width = lanes) =>
+  throughput(width, ms, () => publish());
 
-/** Run `publish` on `width` concurrent lanes for `ms`; returns messages per second. */
-async function throughput(
-  ms: number,
-  publish: () => Promise<number>,
-  width = lanes,
-): Promise<number> {
-  const started = performance.now();
-  const deadline = started + ms;
-  let done = 0;
-  await Promise.all(
-    Array.from({ length: width }, async () => {
-      while (performance.now() < deadline) {
-        const n = await publish();
-        done += n;
-      }
-    }),
-  );
-  return done / ((performance.now() - started) / 1000);
-}
-
-function report(bench: string, values: number[], ceilingName: string, ceilings: number[]): void {
-  const value = median(values);
-  const ceiling = median(ceilings);
-  console.log(
-    JSON.stringify({
-      bench,
-      value: Math.round(value),
-      unit: 'msg/s',
-      ceiling: Math.round(ceiling),
-      ceilingName,
-      ratio: Math.round((value / ceiling) * 1000) / 1000,
-      target: '>= 0.8',
-      rounds: values.length,
-    }),
-  );
+/** One figure beside its ceiling, rounds paired (adapter and raw rounds alternate). */
+function publishReport(
+  bench: string,
+  values: number[],
+  ceilingName: string,
+  ceilings: number[],
+): void {
+  report({
+    bench,
+    value: median(values),
+    unit: 'msg/s',
+    ceiling: median(ceilings),
+    ceilingName,
+    target: '>= 0.8',
+    rounds: values,
+    ceilingRounds: ceilings,
+  });
 }
 
 /** A claim event of a realistic size (about 600 bytes serialized). */
@@ -133,15 +115,15 @@ async function rabbitmq(url: string): Promise<void> {
   const adapterPublish = () => broker.publish(claim()).then(() => 1);
   const adapter: number[] = [];
   const raw: number[] = [];
-  await throughput(500, adapterPublish); // warm-up
-  await throughput(500, rawPublish);
+  await rate(500, adapterPublish); // warm-up
+  await rate(500, rawPublish);
   for (let i = 0; i < rounds; i++) {
     await channel.purgeQueue(`${ns}.sink`);
-    raw.push(await throughput(roundMs, rawPublish));
+    raw.push(await rate(roundMs, rawPublish));
     await channel.purgeQueue(`${ns}.sink`);
-    adapter.push(await throughput(roundMs, adapterPublish));
+    adapter.push(await rate(roundMs, adapterPublish));
   }
-  report(
+  publishReport(
     'rabbitmq.publish.confirmed',
     adapter,
     'amqplib ConfirmChannel.publish, 64 in flight',
@@ -220,18 +202,18 @@ async function sqs(): Promise<void> {
   const adapter: number[] = [];
   const rawSqs: number[] = [];
   const rawSns: number[] = [];
-  await throughput(500, adapterPublish, singleLanes);
-  await throughput(500, sendBatch, batchLanes);
+  await rate(500, adapterPublish, singleLanes);
+  await rate(500, sendBatch, batchLanes);
   for (let i = 0; i < rounds; i++) {
     await purge();
-    rawSqs.push(await throughput(roundMs, sendBatch, batchLanes));
+    rawSqs.push(await rate(roundMs, sendBatch, batchLanes));
     await purge();
-    rawSns.push(await throughput(roundMs, publishBatch, batchLanes));
+    rawSns.push(await rate(roundMs, publishBatch, batchLanes));
     await purge();
-    adapter.push(await throughput(roundMs, adapterPublish, singleLanes));
+    adapter.push(await rate(roundMs, adapterPublish, singleLanes));
   }
-  report('sqs.publish', adapter, 'SQS SendMessageBatch of 10 (fauxqs)', rawSqs);
-  report(
+  publishReport('sqs.publish', adapter, 'SQS SendMessageBatch of 10 (fauxqs)', rawSqs);
+  publishReport(
     'sqs.publish.same-path',
     adapter,
     'SNS PublishBatch of 10 to the same topic (fauxqs)',
