@@ -138,7 +138,8 @@ export type EventStoreOptions = EventStoreConnection & {
   readonly inlineProjections?: readonly Projection[];
   /**
    * Wake other processes' subscribers after appends with a throttled, payload-less NOTIFY sent
-   * after commit. @defaultValue { enabled: true, throttleMs: 10 }
+   * after commit: the first append after a quiet spell at once, then at most one per `throttleMs`.
+   * @defaultValue { enabled: true, throttleMs: 50 }
    */
   readonly notify?: { readonly enabled?: boolean; readonly throttleMs?: number };
 };

@@ -10,8 +10,14 @@ import type { Database } from './database.js';
  * Why not NOTIFY inside the append: PostgreSQL serializes the commits of every transaction that
  * issued a NOTIFY (one global lock held through the commit's WAL flush). Measured here, 16 writers
  * appending single events dropped from 9,100 to 3,600 per second with it. A throttled doorbell
- * costs at most a hundred tiny transactions a second, whatever the append rate; a subscriber that
- * misses one (its connection was down) is caught by its polling fallback.
+ * costs at most twenty tiny transactions a second per store, whatever the append rate; a
+ * subscriber that misses one (its connection was down) is caught by its polling fallback.
+ *
+ * Why 50 ms: each doorbell is still a NOTIFY commit that every other commit queues behind. At one
+ * per 10 ms, four busy stores in one database cost the saga benchmark 5% of its Node.js CPU and 9%
+ * of PostgreSQL's (paired runs, 2026-11-28); under sustained appends a subscriber in another
+ * process now wakes at most 50 ms late, a fifth of the 250 ms lag budget. An append after a quiet
+ * spell still rings at once.
  */
 export interface Notifier {
   /** Call after a successful append. Never throws, never waits. */
@@ -28,7 +34,7 @@ export function createNotifier(
   schema: string,
   options: { readonly throttleMs?: number; readonly enabled?: boolean } = {},
 ): Notifier {
-  const throttleMs = options.throttleMs ?? 10;
+  const throttleMs = options.throttleMs ?? 50;
   const enabled = options.enabled ?? true;
   const channel = `evident_${schema}`;
   const local = new Set<() => void>();
