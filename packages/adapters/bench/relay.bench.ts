@@ -30,7 +30,7 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { connect as tcpConnect } from 'node:net';
-import { median, report, throughput } from '@evident/devkit/bench';
+import { dropBenchSchema, median, report, throughput } from '@evident/devkit/bench';
 import { createEnvelope, type Envelope } from '@evident/envelope';
 import { type Checkpoint, createEventStore, type EventStore } from '@evident/eventstore';
 import amqp from 'amqplib';
@@ -410,16 +410,7 @@ async function main(): Promise<void> {
     }
     await connection.close();
     await store.close();
-    const client = new pg.Client({ connectionString: pgUrl });
-    await client.connect();
-    await client.query(`drop schema if exists "${schema}" cascade`);
-    for (const role of [`${schema}_app`, `${schema}_auditor`]) {
-      if ((await client.query('select 1 from pg_roles where rolname = $1', [role])).rowCount) {
-        await client.query(`drop owned by "${role}"`);
-        await client.query(`drop role "${role}"`);
-      }
-    }
-    await client.end();
+    await dropBenchSchema(pgUrl, schema);
   }
 }
 

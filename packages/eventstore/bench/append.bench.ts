@@ -14,6 +14,7 @@ import {
   type CpuPerOperation,
   ceilingInsert,
   ceilingRow,
+  dropBenchSchema,
   latencies,
   median,
   medianCpu,
@@ -343,8 +344,8 @@ async function main() {
   });
 
   await Promise.all(Object.values(variants).map((v) => v.close()));
-  await pool.query(`drop schema "${schema}" cascade`);
   await pool.end();
+  await dropBenchSchema(url, schema);
 }
 
 await main();

@@ -7,7 +7,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { report } from '@evident/devkit/bench';
+import { dropBenchSchema, report } from '@evident/devkit/bench';
 import { createEnvelope } from '@evident/envelope';
 import pg from 'pg';
 import { archive, createDirectoryTarget, replay } from '../src/archive/index.js';
@@ -98,15 +98,5 @@ try {
   await store.close();
   await pool.end();
   await rm(directory, { recursive: true, force: true });
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  await client.query(`drop schema if exists "${schema}" cascade`);
-  for (const role of [`${schema}_app`, `${schema}_auditor`]) {
-    const exists = await client.query('select 1 from pg_roles where rolname = $1', [role]);
-    if (exists.rowCount) {
-      await client.query(`drop owned by "${role}"`);
-      await client.query(`drop role "${role}"`);
-    }
-  }
-  await client.end();
+  await dropBenchSchema(url, schema);
 }

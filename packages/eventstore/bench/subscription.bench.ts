@@ -6,7 +6,7 @@
  *   pnpm --filter @evident/eventstore bench      (BENCH_LAG_SECONDS, BENCH_RATE to change the load)
  */
 
-import { percentile, report } from '@evident/devkit/bench';
+import { dropBenchSchema, percentile, report } from '@evident/devkit/bench';
 import { createEnvelope } from '@evident/envelope';
 import pg from 'pg';
 import { createEventStore, defineProjection, runProjection, startOfLog } from '../src/index.js';
@@ -160,9 +160,6 @@ try {
   await rebuild(store);
 } finally {
   await store.close();
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  await client.query(`drop schema if exists "${schema}" cascade`);
-  await client.end();
   await pool.end();
+  await dropBenchSchema(url, schema);
 }

@@ -30,6 +30,7 @@ import {
   type CpuPerOperation,
   ceilingInsert,
   ceilingRow,
+  dropBenchSchema,
   median,
   medianCpu,
   percentile,
@@ -141,17 +142,6 @@ const stepRow = (streamId: string, version: number) => {
   });
   return ceilingRow('saga', streamId, version, e);
 };
-
-async function dropSchema(pool: pg.Pool) {
-  await pool.query(`drop schema if exists "${schema}" cascade`);
-  for (const role of [`${schema}_app`, `${schema}_auditor`]) {
-    const exists = await pool.query('select 1 from pg_roles where rolname = $1', [role]);
-    if (exists.rowCount) {
-      await pool.query(`drop owned by "${role}"`);
-      await pool.query(`drop role "${role}"`);
-    }
-  }
-}
 
 async function main() {
   // The ceiling's own connections, as many as the workers have together.
@@ -319,7 +309,7 @@ async function main() {
   } finally {
     await Promise.all(runtimes.map((r) => r.stop()));
     await Promise.all(stores.map((s) => s.close()));
-    await dropSchema(pool);
+    await dropBenchSchema(url, schema);
     await pool.end();
   }
 }

@@ -7,10 +7,16 @@
  *   POSTGRES_URL=postgres://postgres@127.0.0.1:5432/evident_test pnpm --filter @evident/statemachines bench
  */
 import { randomBytes } from 'node:crypto';
-import { latencies, median, percentile, report, throughput } from '@evident/devkit/bench';
+import {
+  dropBenchSchema,
+  latencies,
+  median,
+  percentile,
+  report,
+  throughput,
+} from '@evident/devkit/bench';
 import { createEnvelope } from '@evident/envelope';
 import { createEventStore } from '@evident/eventstore';
-import pg from 'pg';
 import { assign, setup } from 'xstate';
 import { createDurableMachine, migrateStateMachines } from '../src/index.js';
 
@@ -198,13 +204,5 @@ try {
   report({ bench: 'load (latest state, no cache), p99', value: percentile(load, 99), unit: 'ms' });
 } finally {
   await store.close();
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  await client.query(`drop schema if exists "${schema}" cascade`);
-  const role = `${schema}_app`;
-  if ((await client.query('select 1 from pg_roles where rolname = $1', [role])).rowCount) {
-    await client.query(`drop owned by "${role}"`);
-    await client.query(`drop role "${role}"`);
-  }
-  await client.end();
+  await dropBenchSchema(url, schema);
 }
