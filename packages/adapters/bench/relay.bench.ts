@@ -30,7 +30,8 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { connect as tcpConnect } from 'node:net';
-import { dropBenchSchema, median, report, throughput } from '@evident/devkit/bench';
+import { median, report, throughput } from '@evident/devkit/bench';
+import { dropSchema } from '@evident/devkit/postgres';
 import { createEnvelope, type Envelope } from '@evident/envelope';
 import { type Checkpoint, createEventStore, type EventStore } from '@evident/eventstore';
 import amqp from 'amqplib';
@@ -410,7 +411,7 @@ async function main(): Promise<void> {
     }
     await connection.close();
     await store.close();
-    await dropBenchSchema(pgUrl, schema);
+    await dropSchema(pgUrl, schema);
   }
 }
 

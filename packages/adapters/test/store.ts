@@ -5,9 +5,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { PGlite } from '@electric-sql/pglite';
+import { dropSchema } from '@evident/devkit/postgres';
 import { createEnvelope, type Envelope } from '@evident/envelope';
 import { type Checkpoint, createEventStore, type EventStore } from '@evident/eventstore';
-import pg from 'pg';
 import { migrateInbox } from '../src/inbox/index.js';
 
 export interface StoreFixture {
@@ -22,22 +22,7 @@ export type StoreFactory = () => Promise<StoreFixture>;
 export const uniqueSchema = (prefix = 'ad') => `${prefix}_${randomBytes(5).toString('hex')}`;
 
 /** Drop a schema and the roles its migrations created. */
-export async function dropSchema(url: string, schema: string): Promise<void> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    await client.query(`drop schema if exists "${schema}" cascade`);
-    for (const role of [`${schema}_app`, `${schema}_auditor`]) {
-      const exists = await client.query('select 1 from pg_roles where rolname = $1', [role]);
-      if (exists.rowCount) {
-        await client.query(`drop owned by "${role}"`);
-        await client.query(`drop role "${role}"`);
-      }
-    }
-  } finally {
-    await client.end();
-  }
-}
+export { dropSchema };
 
 export function postgresFactory(url: string, poolSize = 8): StoreFactory {
   return async () => {

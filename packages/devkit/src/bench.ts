@@ -6,7 +6,6 @@
 
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import pg from 'pg';
 
 export function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
@@ -248,25 +247,4 @@ export function ceilingRow(
     e.tenantId ?? null,
     e.occurredAt,
   ];
-}
-
-/**
- * Remove a benchmark's schema and the roles its migrations created (`<schema>_app`,
- * `<schema>_auditor`): roles belong to the cluster, not the schema, and would outlive it.
- */
-export async function dropBenchSchema(url: string, schema: string): Promise<void> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    await client.query(`drop schema if exists "${schema}" cascade`);
-    for (const role of [`${schema}_app`, `${schema}_auditor`]) {
-      const exists = await client.query('select 1 from pg_roles where rolname = $1', [role]);
-      if (exists.rowCount) {
-        await client.query(`drop owned by "${role}"`);
-        await client.query(`drop role "${role}"`);
-      }
-    }
-  } finally {
-    await client.end();
-  }
 }

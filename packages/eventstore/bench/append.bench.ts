@@ -14,7 +14,6 @@ import {
   type CpuPerOperation,
   ceilingInsert,
   ceilingRow,
-  dropBenchSchema,
   latencies,
   median,
   medianCpu,
@@ -23,6 +22,7 @@ import {
   startCpuMeter,
   throughput,
 } from '@evident/devkit/bench';
+import { dropSchema } from '@evident/devkit/postgres';
 import { createEnvelope, type Envelope } from '@evident/envelope';
 import { trace } from '@opentelemetry/api';
 import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
@@ -300,7 +300,11 @@ async function main() {
     await store.append(long, Array.from({ length: 100 }, envelope), { expectedVersion: i * 100 });
   }
   await store.append(long, Array.from({ length: 1 }, envelope), { expectedVersion: 1000 });
-  const read = await latencies(1000, 50, () => store.readStream(long, { toVersion: 1000 }));
+  const read = await latencies(
+    1000,
+    50,
+    async () => await store.readStream(long, { toVersion: 1000 }),
+  );
   const ceilingRead = await latencies(1000, 50, () =>
     pool.query(
       `select * from "${schema}".ceiling where stream_id = 'b1-w0' order by stream_version limit 1000`,
@@ -345,7 +349,7 @@ async function main() {
 
   await Promise.all(Object.values(variants).map((v) => v.close()));
   await pool.end();
-  await dropBenchSchema(url, schema);
+  await dropSchema(url, schema);
 }
 
 await main();

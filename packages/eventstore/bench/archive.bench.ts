@@ -7,7 +7,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { dropBenchSchema, report } from '@evident/devkit/bench';
+import { report } from '@evident/devkit/bench';
+import { dropSchema } from '@evident/devkit/postgres';
 import { createEnvelope } from '@evident/envelope';
 import pg from 'pg';
 import { archive, createDirectoryTarget, replay } from '../src/archive/index.js';
@@ -98,5 +99,5 @@ try {
   await store.close();
   await pool.end();
   await rm(directory, { recursive: true, force: true });
-  await dropBenchSchema(url, schema);
+  await dropSchema(url, schema);
 }

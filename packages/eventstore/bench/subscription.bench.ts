@@ -6,7 +6,8 @@
  *   pnpm --filter @evident/eventstore bench      (BENCH_LAG_SECONDS, BENCH_RATE to change the load)
  */
 
-import { dropBenchSchema, percentile, report } from '@evident/devkit/bench';
+import { percentile, report } from '@evident/devkit/bench';
+import { dropSchema } from '@evident/devkit/postgres';
 import { createEnvelope } from '@evident/envelope';
 import pg from 'pg';
 import { createEventStore, defineProjection, runProjection, startOfLog } from '../src/index.js';
@@ -161,5 +162,5 @@ try {
 } finally {
   await store.close();
   await pool.end();
-  await dropBenchSchema(url, schema);
+  await dropSchema(url, schema);
 }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { PGlite } from '@electric-sql/pglite';
+import { dropSchema } from '@evident/devkit/postgres';
 import { createEnvelope, type Envelope } from '@evident/envelope';
-import pg from 'pg';
 import {
   type Checkpoint,
   createEventStore,
@@ -21,23 +21,8 @@ export type StoreFactory = (
 
 export const uniqueSchema = (prefix = 't') => `${prefix}_${randomBytes(5).toString('hex')}`;
 
-/** Drop a schema and the application role its migrations created. */
-export async function dropSchema(url: string, schema: string): Promise<void> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    await client.query(`drop schema if exists "${schema}" cascade`);
-    for (const role of [`${schema}_app`, `${schema}_auditor`]) {
-      const exists = await client.query('select 1 from pg_roles where rolname = $1', [role]);
-      if (exists.rowCount) {
-        await client.query(`drop owned by "${role}"`);
-        await client.query(`drop role "${role}"`);
-      }
-    }
-  } finally {
-    await client.end();
-  }
-}
+/** Drop a schema and the roles its migrations created. */
+export { dropSchema };
 
 export function postgresFactory(url: string): StoreFactory {
   return async (options = {}) => {

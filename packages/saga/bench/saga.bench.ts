@@ -30,7 +30,6 @@ import {
   type CpuPerOperation,
   ceilingInsert,
   ceilingRow,
-  dropBenchSchema,
   median,
   medianCpu,
   percentile,
@@ -38,6 +37,7 @@ import {
   startCpuMeter,
   throughput,
 } from '@evident/devkit/bench';
+import { dropSchema } from '@evident/devkit/postgres';
 import { createEnvelope } from '@evident/envelope';
 import { createEventStore, type EventStore } from '@evident/eventstore';
 import pg from 'pg';
@@ -309,7 +309,7 @@ async function main() {
   } finally {
     await Promise.all(runtimes.map((r) => r.stop()));
     await Promise.all(stores.map((s) => s.close()));
-    await dropBenchSchema(url, schema);
+    await dropSchema(url, schema);
     await pool.end();
   }
 }

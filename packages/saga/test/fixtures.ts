@@ -5,9 +5,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { PGlite } from '@electric-sql/pglite';
+import { dropSchema } from '@evident/devkit/postgres';
 import { createEventStore, type EventStore } from '@evident/eventstore';
 import { migrateStateMachines } from '@evident/statemachines';
-import pg from 'pg';
 import { migrateSagas, type SagaEventData } from '../src/index.js';
 
 export interface StoreFixture {
@@ -21,22 +21,7 @@ export type StoreFactory = (options?: { poolSize?: number }) => Promise<StoreFix
 export const uniqueSchema = (prefix = 'sg') => `${prefix}_${randomBytes(5).toString('hex')}`;
 
 /** Drop a schema and the roles its migrations created. */
-export async function dropSchema(url: string, schema: string): Promise<void> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    await client.query(`drop schema if exists "${schema}" cascade`);
-    for (const role of [`${schema}_app`, `${schema}_auditor`]) {
-      const exists = await client.query('select 1 from pg_roles where rolname = $1', [role]);
-      if (exists.rowCount) {
-        await client.query(`drop owned by "${role}"`);
-        await client.query(`drop role "${role}"`);
-      }
-    }
-  } finally {
-    await client.end();
-  }
-}
+export { dropSchema };
 
 export function postgresFactory(url: string): StoreFactory {
   return async (options = {}) => {

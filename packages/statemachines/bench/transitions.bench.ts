@@ -7,14 +7,8 @@
  *   POSTGRES_URL=postgres://postgres@127.0.0.1:5432/evident_test pnpm --filter @evident/statemachines bench
  */
 import { randomBytes } from 'node:crypto';
-import {
-  dropBenchSchema,
-  latencies,
-  median,
-  percentile,
-  report,
-  throughput,
-} from '@evident/devkit/bench';
+import { latencies, median, percentile, report, throughput } from '@evident/devkit/bench';
+import { dropSchema } from '@evident/devkit/postgres';
 import { createEnvelope } from '@evident/envelope';
 import { createEventStore } from '@evident/eventstore';
 import { assign, setup } from 'xstate';
@@ -204,5 +198,5 @@ try {
   report({ bench: 'load (latest state, no cache), p99', value: percentile(load, 99), unit: 'ms' });
 } finally {
   await store.close();
-  await dropBenchSchema(url, schema);
+  await dropSchema(url, schema);
 }

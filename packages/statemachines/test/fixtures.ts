@@ -5,8 +5,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { PGlite } from '@electric-sql/pglite';
+import { dropSchema } from '@evident/devkit/postgres';
 import { createEventStore, type EventStore } from '@evident/eventstore';
-import pg from 'pg';
 import { migrateStateMachines } from '../src/index.js';
 
 export interface StoreFixture {
@@ -19,23 +19,8 @@ export type StoreFactory = () => Promise<StoreFixture>;
 
 export const uniqueSchema = (prefix = 'sm') => `${prefix}_${randomBytes(5).toString('hex')}`;
 
-/** Drop a schema and the application role its migrations created. */
-export async function dropSchema(url: string, schema: string): Promise<void> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    await client.query(`drop schema if exists "${schema}" cascade`);
-    for (const role of [`${schema}_app`, `${schema}_auditor`]) {
-      const exists = await client.query('select 1 from pg_roles where rolname = $1', [role]);
-      if (exists.rowCount) {
-        await client.query(`drop owned by "${role}"`);
-        await client.query(`drop role "${role}"`);
-      }
-    }
-  } finally {
-    await client.end();
-  }
-}
+/** Drop a schema and the roles its migrations created. */
+export { dropSchema };
 
 export function postgresFactory(url: string): StoreFactory {
   return async () => {
