@@ -766,13 +766,13 @@ export function createSagaRuntime(options: SagaRuntimeOptions): SagaRuntime {
       }
       state = 'sending';
       try {
-        // The same ids on a retry after a transient error: the store answers with the original
-        // result if the lost attempt had committed. The run sends the start itself, carrying its
-        // first steps' starts; anything else gets the start in front.
-        const first = events[0];
-        const withStart =
-          first?.type === 'SagaStarted' && first.id === started.id ? events : [started, ...events];
-        const result = await store.append(stream, withStart, {
+        // The run sends the start itself, first, carrying its first steps' starts (RunOptions
+        // `start`). The same ids on a retry after a transient error: the store answers with the
+        // original result if the lost attempt had committed.
+        if (events[0]?.id !== started.id) {
+          throw new Error('a locally started run must append its start first');
+        }
+        const result = await store.append(stream, events, {
           expectedVersion: 'no_stream',
         });
         state = 'done';
