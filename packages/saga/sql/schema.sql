@@ -86,8 +86,12 @@ begin
                                  * interval '1 millisecond') end,
             d #>> '{worker,id}', new.stream_version, new.recorded_at, new.recorded_at);
   elsif t in ('StepStarted', 'CompensationStarted', 'StepSucceeded') then
-    -- A step's success may carry the next step's start (one row per step boundary).
+    -- A step's success may carry the next step's start (one row per step boundary); one that
+    -- does not changes nothing an operator filters on.
     if t = 'StepSucceeded' then
+      if not d ? 'next' then
+        return null;
+      end if;
       d := d -> 'next' -> -1;
     end if;
     update evident.saga_instances as i
@@ -155,4 +159,4 @@ begin
 end;
 $function$
 ;
-CREATE TRIGGER saga_progress AFTER INSERT ON evident.events FOR EACH ROW WHEN (((new.stream_type = 'saga'::text) AND ((new.event_type = ANY (ARRAY['SagaStarted'::text, 'StepStarted'::text, 'CompensationStarted'::text, 'StepFailed'::text, 'CompensationFailed'::text, 'SagaWaiting'::text, 'TimerFired'::text, 'WaitCompleted'::text, 'WaitTimedOut'::text, 'SignalReceived'::text, 'SagaCompleted'::text, 'SagaCompensated'::text, 'SagaDeadLettered'::text, 'ManuallyResolved'::text, 'SagaResumed'::text, 'SagaMigrated'::text])) OR ((new.event_type = 'StepSucceeded'::text) AND (new.data ? 'next'::text))))) EXECUTE FUNCTION evident.saga_progress();
+CREATE TRIGGER saga_progress AFTER INSERT ON evident.events FOR EACH ROW WHEN ((new.stream_type = 'saga'::text)) EXECUTE FUNCTION evident.saga_progress();

@@ -54,7 +54,10 @@ describe.skipIf(!postgresUrl)('readiness of a saga runtime', () => {
         ready: false,
         checks: {
           database: { ok: true },
-          migrations: { ok: false, pending: ['0001_init', '0002_start_with_first_step'] },
+          migrations: {
+            ok: false,
+            pending: ['0001_init', '0002_start_with_first_step', '0003_short_trigger_condition'],
+          },
           workers: { ok: true, running: 0, concurrency: 0 },
         },
       });
@@ -82,7 +85,10 @@ describe.skipIf(!postgresUrl)('readiness of a saga runtime', () => {
         ready: false,
         checks: {
           database: { ok: false, error: 'ECONNREFUSED' },
-          migrations: { ok: false, pending: ['0001_init', '0002_start_with_first_step'] },
+          migrations: {
+            ok: false,
+            pending: ['0001_init', '0002_start_with_first_step', '0003_short_trigger_condition'],
+          },
           workers: { ok: false, running: 0, concurrency: 1, error: 'CLAIM_FAILING' },
         },
       });

@@ -51,6 +51,19 @@ describe.skipIf(!postgresUrl)('schema (PostgreSQL)', () => {
     expect(await migrateSagas(owner)).toEqual({ applied: [] });
   });
 
+  it('keeps the trigger condition every append reads back small', async () => {
+    // PostgreSQL deserializes a row trigger's WHEN condition at the start of every INSERT into
+    // the table, whatever the stream: a list of event types as a text array serialized to
+    // 4,860 characters and cost each append about 25 µs of server time (see 0003).
+    const rows = await owner.database.query<{ length: number }>(
+      `select length(t.tgqual) as length from pg_trigger t
+        where t.tgname = 'saga_progress' and t.tgrelid = $1::regclass`,
+      [`"${owner.schema}".events`],
+    );
+    expect(rows).toHaveLength(1);
+    expect(rows[0]!.length).toBeLessThan(500); // 4,860 with the list of types
+  });
+
   it('lets the application role start and run sagas, whose trigger keeps the work table as that role', async () => {
     const saga = defineSaga('eligibility-recheck', { version: 1 })
       .step('verifyInsuranceEligibility', { run: () => ({ eb01: '1' }) })

@@ -82,6 +82,10 @@ AS $function$
 declare
   effects jsonb := new.data -> 'effects';
 begin
+  -- Another package's or a user's event may carry an `effects` field too.
+  if new.event_type not in ('StateTransitioned', 'TransitionRejected') then
+    return null;
+  end if;
   insert into evident.machine_jobs
     (stream_type, entity_id, version, action_index, action_type, params, run_after, created_at)
   select new.stream_type, new.stream_id, new.stream_version, (a ->> 'index')::integer,
@@ -115,4 +119,4 @@ begin
 end;
 $function$
 ;
-CREATE TRIGGER machine_effects AFTER INSERT ON evident.events FOR EACH ROW WHEN (((new.data ? 'effects'::text) AND (new.event_type = ANY (ARRAY['StateTransitioned'::text, 'TransitionRejected'::text])))) EXECUTE FUNCTION evident.machine_effects();
+CREATE TRIGGER machine_effects AFTER INSERT ON evident.events FOR EACH ROW WHEN ((new.data ? 'effects'::text)) EXECUTE FUNCTION evident.machine_effects();
