@@ -11,6 +11,26 @@
 CREATE SCHEMA evident;
 
 --
+-- Name: chain_head(bytea, bigint, bytea[]); Type: FUNCTION; Schema: evident; Owner: -
+--
+
+CREATE FUNCTION evident.chain_head(base bytea, first_version bigint, contents bytea[]) RETURNS bytea
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    AS $$
+declare
+  head bytea := coalesce(base, '\x'::bytea);
+  version bigint := first_version;
+  content bytea;
+begin
+  foreach content in array contents loop
+    head := sha256(head || int8send(version) || content);
+    version := version + 1;
+  end loop;
+  return head;
+end;
+$$;
+
+--
 -- Name: chain_link(bytea, bigint, bytea); Type: FUNCTION; Schema: evident; Owner: -
 --
 
@@ -18,6 +38,28 @@ CREATE FUNCTION evident.chain_link(previous bytea, version bigint, content bytea
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
   select sha256(coalesce(previous, '\x'::bytea) || int8send(version) || content)
+$$;
+
+--
+-- Name: chain_links(bytea, bigint, bytea[]); Type: FUNCTION; Schema: evident; Owner: -
+--
+
+CREATE FUNCTION evident.chain_links(base bytea, first_version bigint, contents bytea[]) RETURNS bytea[]
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    AS $$
+declare
+  head bytea := coalesce(base, '\x'::bytea);
+  version bigint := first_version;
+  content bytea;
+  links bytea[] := '{}';
+begin
+  foreach content in array contents loop
+    head := sha256(head || int8send(version) || content);
+    links := links || head;
+    version := version + 1;
+  end loop;
+  return links;
+end;
 $$;
 
 --

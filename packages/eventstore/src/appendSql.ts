@@ -103,14 +103,15 @@ export function appendStatement(
   const tenant = one ? '$14' : '$5';
   const expected = one ? '$16' : '$6';
   // The stream's new last hash: on a fresh stream from nothing, on an existing one from its
-  // last_hash. For a batch it is the chain aggregate over the batch in order.
+  // last_hash. For a batch it is the head of the chain over the batch in order, computed in one
+  // call (see sql/0006_batch_chain_in_a_loop.sql).
+  const contents = '(select array_agg(d.content order by d.ord) from docs as d)';
   const newHash = (base: string, firstVersion: string) =>
     !integrity
       ? 'null::bytea'
       : one
         ? `${schema}.chain_link(${base}, ${firstVersion}, ${content(schema, oneFields)})`
-        : `(select ${schema}.chain(${base}, ${firstVersion} - 1 + d.ord, d.content order by d.ord)
-            from docs as d)`;
+        : `${schema}.chain_head(${base}, ${firstVersion}, ${contents})`;
   const advance = `version = st.version + $3, chain_base = st.last_hash,
                    last_hash = ${newHash('st.last_hash', 'st.version + 1')}`;
   const mustExist = mode === 'version' || mode === 'exists';
@@ -162,20 +163,23 @@ export function appendStatement(
               ${docFields.correlationId}, ${docFields.causationId}, ${docFields.source},
               ${docFields.actorId}, ${docFields.actorRole}, ${tenantColumn},
               ${docFields.occurredAt},
-              ${
-                integrity
-                  ? `${schema}.chain(c.chain_base, c.version - $3 + d.ord, d.content) over (order by d.ord)`
-                  : 'null::bytea'
-              }
-       from claimed as c, docs as d
+              ${integrity ? 'ch.links[d.ord]' : 'null::bytea'}
+       from claimed as c, docs as d${integrity ? ', chained as ch' : ''}
        order by d.ord`;
 
   const setTenant = tenanted
     ? `tenant as materialized (select set_config('evident.tenant_id', ${tenant}, true) as t),`
     : '';
+  // Every link of a batch, in one call, from the hash the claim found on the stream row.
+  const chained =
+    one || !integrity
+      ? ''
+      : `, chained as materialized (
+           select ${schema}.chain_links(c.chain_base, c.version - $3 + 1, ${contents}) as links
+           from claimed as c)`;
   return `with ${setTenant}
   ${docs}
-  claimed as (${claim})
+  claimed as (${claim})${chained}
   insert into ${schema}.events (stream_type, stream_id, stream_version, event_id, event_type,
     schema_version, data, metadata, correlation_id, causation_id, source, actor_id, actor_role,
     tenant_id, occurred_at, hash)

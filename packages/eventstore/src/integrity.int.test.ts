@@ -55,10 +55,14 @@ function integrityTests(name: string, factory: StoreFactory) {
 
     it('verifies untouched streams, appended one by one and in batches', async () => {
       const s = await chained(10);
+      // A batch onto a chain that exists (its links start from the stream's head), and a single
+      // append after it (which starts from the head the batch left on the stream row).
+      await store.append(s, events(5), { expectedVersion: 10 });
+      await store.append(s, events(1), { expectedVersion: 15 });
       expect(await verifyStream(store, s)).toEqual({
         ok: true,
         streams: 1,
-        events: 10,
+        events: 16,
         broken: [],
       });
       const [first, second] = await store.database.query<{ hash: Uint8Array }>(
