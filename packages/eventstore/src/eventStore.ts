@@ -61,6 +61,7 @@ import type { Projection } from './projection.js';
 import {
   type EventRow,
   eventColumns,
+  isoFromEpochMs,
   type RecordedEvent,
   toRecordedEvent,
 } from './recordedEvent.js';
@@ -164,6 +165,11 @@ export interface AppendResult {
   readonly lastGlobalPosition: number | null;
   /** Log checkpoint of the last event appended; a subscription past it has seen the append. */
   readonly checkpoint: Checkpoint | null;
+  /**
+   * Database time of the append (ISO 8601, UTC): every event of one append has it as its
+   * `recordedAt`. Null when nothing was appended.
+   */
+  readonly recordedAt: string | null;
 }
 
 export interface AppendRequest {
@@ -411,7 +417,8 @@ function createStoreOn(raw: Database, options: EventStoreOptions): EventStore {
     byCorrelation: `select ${eventColumns} from ${s}.events where correlation_id = $1
                     order by global_position limit $2`,
     byIds: `select event_id, stream_type, stream_id, stream_version, global_position,
-                   transaction_id::text as transaction_id
+                   transaction_id::text as transaction_id,
+                   (extract(epoch from recorded_at) * 1000)::int8 as recorded_at
             from ${s}.events where event_id = any($1::uuid[])`,
   };
   const appendSql = Object.fromEntries(
@@ -547,6 +554,7 @@ function createStoreOn(raw: Database, options: EventStoreOptions): EventStore {
       nextExpectedVersion: Number(last.stream_version),
       lastGlobalPosition: position,
       checkpoint: encodeCheckpoint(last.transaction_id, position),
+      recordedAt: isoFromEpochMs(last.recorded_at),
     };
   }
 
@@ -566,6 +574,7 @@ function createStoreOn(raw: Database, options: EventStoreOptions): EventStore {
       stream_version: string | number;
       global_position: string | number;
       transaction_id: string;
+      recorded_at: string | number;
     }>(sql.byIds, [ids], names.byIds);
     if (rows.length === 0) return 'none';
     if (rows.length !== ids.length) return 'different';
@@ -589,6 +598,7 @@ function createStoreOn(raw: Database, options: EventStoreOptions): EventStore {
       nextExpectedVersion: Number(last.stream_version),
       lastGlobalPosition: Number(last.global_position),
       checkpoint: encodeCheckpoint(last.transaction_id, Number(last.global_position)),
+      recordedAt: isoFromEpochMs(last.recorded_at),
     };
   }
 
@@ -633,7 +643,12 @@ function createStoreOn(raw: Database, options: EventStoreOptions): EventStore {
       ((code === -2 || code === 0) && actual === 0) ||
       (code > 0 && actual === code);
     if (!ok) throw new ConcurrencyError(stream, expectedVersion, actual);
-    return { nextExpectedVersion: actual, lastGlobalPosition: null, checkpoint: null };
+    return {
+      nextExpectedVersion: actual,
+      lastGlobalPosition: null,
+      checkpoint: null,
+      recordedAt: null,
+    };
   }
 
   async function appendUntraced(
@@ -795,6 +810,7 @@ function createStoreOn(raw: Database, options: EventStoreOptions): EventStore {
                     nextExpectedVersion: await currentVersion(tx, r.stream),
                     lastGlobalPosition: null,
                     checkpoint: null,
+                    recordedAt: null,
                   }
                 : await appendEncoded(
                     tx,
@@ -818,6 +834,7 @@ function createStoreOn(raw: Database, options: EventStoreOptions): EventStore {
               nextExpectedVersion: await currentVersion(db, r.stream),
               lastGlobalPosition: null,
               checkpoint: null,
+              recordedAt: null,
             });
             continue;
           }

@@ -54,6 +54,13 @@ export function eventStoreContract(name: string, factory: StoreFactory): void {
         expect(read.map((e) => e.id)).toEqual(batch.map((e) => e.id));
         expect(result.lastGlobalPosition).toBe(read[2]!.globalPosition);
         expect(result.checkpoint).toBe(read[2]!.checkpoint);
+        // Database time, the same for every event of one append.
+        expect(result.recordedAt).toBe(read[2]!.recordedAt);
+        expect(read.map((e) => e.recordedAt)).toEqual([
+          result.recordedAt,
+          result.recordedAt,
+          result.recordedAt,
+        ]);
       });
 
       it('appends at the expected version and returns the next one', async () => {
@@ -125,6 +132,7 @@ export function eventStoreContract(name: string, factory: StoreFactory): void {
           nextExpectedVersion: 0,
           lastGlobalPosition: null,
           checkpoint: null,
+          recordedAt: null,
         });
         expect(await store.streamVersion(s)).toBe(0);
         await store.append(s, events(1), { expectedVersion: 'no_stream' });
