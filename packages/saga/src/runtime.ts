@@ -33,7 +33,6 @@ import { shippedMigrations } from './migrations.js';
 import { runInstance, toFoldEvent } from './runInstance.js';
 import { finalStatuses, foldHistory, type SagaStatus } from './state.js';
 import { observeSagas } from './telemetry.js';
-import { createStreamLog } from './workRow.js';
 
 /** How this process works on instances. */
 export interface WorkerOptions {
@@ -245,9 +244,7 @@ export interface SagaRuntime {
   resolve(sagaId: string, action: OperatorAction & { readonly reason: string }): Promise<void>;
   /**
    * Resolve when the instance reaches a final status (completed, compensated, dead-lettered,
-   * resolved), or `until` holds. While this process runs the instance (it started it), the wait
-   * is answered when the run ends, with the row the run's own appends left (no read); otherwise
-   * it reads the row, polling with back-off (20 ms, doubling to 500 ms).
+   * resolved), or `until` holds.
    *
    * @throws SagaError `SAGA_TIMEOUT` after `timeout`.
    */
@@ -579,10 +576,9 @@ export function createSagaRuntime(options: SagaRuntimeOptions): SagaRuntime {
         resolve();
       };
     });
-  /** waitUntil() callers of instances running here, woken when the run ends (with the row, when it is known). */
-  const finishedWaiters = new Map<string, Set<(instance?: SagaInstance) => void>>();
-  const notifyFinished = (id: string, instance?: SagaInstance) => {
-    for (const f of finishedWaiters.get(id) ?? []) f(instance);
+  const finishedWaiters = new Map<string, Set<() => void>>();
+  const notifyFinished = (id: string) => {
+    for (const f of finishedWaiters.get(id) ?? []) f();
   };
   const localWakes = new Set<ReturnType<typeof setTimeout>>();
   const wakeAtTime = (wakeAt: number | null) => {
@@ -646,7 +642,6 @@ export function createSagaRuntime(options: SagaRuntimeOptions): SagaRuntime {
     local?: LocalStart,
   ): Promise<void> => {
     const id = row.saga_id;
-    let finished: SagaInstance | undefined;
     try {
       const definition = runnerOf(row.saga_name, Number(row.saga_version));
       if (!definition) {
@@ -693,17 +688,13 @@ export function createSagaRuntime(options: SagaRuntimeOptions): SagaRuntime {
         return;
       }
       const current = foldHistory(id, history).version;
-      // A run that writes its instance's whole history (started here) knows the final row
-      // without reading it back: waitUntil() callers already waiting get it from here.
-      const log = local ? createStreamLog(id) : undefined;
-      const runEnv = local && log ? { ...env, store: log.around(local.store) } : env;
+      const runEnv = local ? { ...env, store: local.store } : env;
       const outcome = await runInstance(runEnv, definition, id, history, controller.signal, {
         streamVersion: recorded.length,
         ...(local ? { start: local.started } : {}),
         ...(current !== definition.version ? { migratedFrom: current } : {}),
       });
       if (outcome.kind === 'parked') wakeAtTime(outcome.wakeAt);
-      if (outcome.kind === 'final') finished = log?.finalInstance();
     } catch (error) {
       logger.error(
         { saga: row.saga_name, error: recordError(error).name, code: recordError(error).code },
@@ -720,7 +711,7 @@ export function createSagaRuntime(options: SagaRuntimeOptions): SagaRuntime {
       // recorded, before the slot is freed and the lease can be released.
       await local?.ensureStarted().catch(() => {});
       if (running.get(id) === controller) running.delete(id);
-      notifyFinished(id, finished);
+      notifyFinished(id);
     }
   };
 
@@ -1295,11 +1286,8 @@ export function createSagaRuntime(options: SagaRuntimeOptions): SagaRuntime {
       const deadline = performance.now() + timeoutMs;
       let pollMs = 20;
       let instance: SagaInstance | undefined;
-      // The row as a run here left it, when that run wrote the whole history (see workRow.ts).
-      let finishedHere: SagaInstance | undefined;
       for (;;) {
         waitOptions.signal?.throwIfAborted();
-        if (finishedHere && until(finishedHere)) return finishedHere;
         // While this process runs the instance, its end is announced here: no need to ask.
         if (waitOptions.until || !running.has(sagaId)) {
           instance = await get(sagaId);
@@ -1312,13 +1300,13 @@ export function createSagaRuntime(options: SagaRuntimeOptions): SagaRuntime {
             `the instance did not reach the awaited status in ${timeoutMs} ms${instance ? ` (it is ${instance.status})` : ''}`,
           );
         }
-        finishedHere = await new Promise<SagaInstance | undefined>((resolve) => {
+        await new Promise<void>((resolve) => {
           const waiters = finishedWaiters.get(sagaId) ?? new Set();
-          const done = (finished?: SagaInstance) => {
+          const done = () => {
             clearTimeout(timer);
             waiters.delete(done);
             if (waiters.size === 0) finishedWaiters.delete(sagaId);
-            resolve(finished);
+            resolve();
           };
           const timer = setTimeout(done, Math.min(pollMs, left));
           waiters.add(done);

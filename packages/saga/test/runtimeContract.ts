@@ -772,69 +772,6 @@ export function runtimeContract(name: string, factory: StoreFactory): void {
       });
     });
 
-    describe('waiting for an instance', () => {
-      it('answers a wait on an instance this process runs with the row it ends with, without reading it back', async () => {
-        // The runtime's own reads of the work row, counted by name on a store it is given.
-        let rowReads = 0;
-        const counted: EventStore = {
-          ...store,
-          database: {
-            ...store.database,
-            query: (text, params, name) => {
-              if (name === 'evident_saga_get') rowReads++;
-              return store.database.query(text, params, name);
-            },
-          },
-        };
-        const outcomes = {
-          // A step that failed twice before it succeeded: its error stays on the row.
-          completed: (world: ReturnType<typeof createWorld>) =>
-            world.fail('payers.checkEligibility', { times: 2 }),
-          compensated: (world: ReturnType<typeof createWorld>) =>
-            world.fail('scheduling.bookInitialConsultation', { error: notContracted }),
-          dead_lettered: (world: ReturnType<typeof createWorld>) => {
-            world.fail('scheduling.bookInitialConsultation', { error: notContracted });
-            world.fail('billing.holdAccount', {
-              error: () => new Error('billing system rejected the hold'),
-            });
-          },
-        };
-        for (const [status, arrange] of Object.entries(outcomes)) {
-          const world = createWorld();
-          arrange(world);
-          const runtime = createSagaRuntime({
-            store: counted,
-            sagas: [onboardingSaga(world.services)],
-            workers: { concurrency: 8, pollInterval: 50 },
-          });
-          runtimes.push(runtime);
-          const id = sagaId(status);
-          await runtime.start('patient-onboarding', onboardingInput('p-90'), { id });
-          rowReads = 0;
-          const waited = await runtime.waitUntil(id);
-          expect(rowReads).toBe(0);
-          // Exactly what the database holds: the trigger is the authority on the row.
-          expect(waited).toEqual(await runtime.get(id));
-          expect(waited.status).toBe(status);
-          expect(rowReads).toBe(1);
-        }
-      });
-
-      it('reads the row for a wait that begins after the run has ended', async () => {
-        const world = createWorld();
-        const runtime = runtimeOf([onboardingSaga(world.services)]);
-        const id = sagaId();
-        await runtime.start('patient-onboarding', onboardingInput('p-91'), { id });
-        await runtime.waitUntil(id);
-        // An operator's action after the end is in the row, and a later wait sees it.
-        await store.database.query(
-          `update "${store.schema}".saga_instances set current_step = 'checked' where saga_id = $1`,
-          [id],
-        );
-        expect((await runtime.waitUntil(id)).currentStep).toBe('checked');
-      });
-    });
-
     describe('operators', () => {
       it('lists and counts instances by saga, status, step, age and last error', async () => {
         const world = createWorld();
