@@ -19,6 +19,14 @@ export const median = (values: readonly number[]) =>
     50,
   );
 
+/**
+ * `items` in the order round `round` measures them: rotated by one each round, so no contender
+ * always follows the same neighbour (and pays for the work that neighbour leaves behind: a fixed
+ * order cost the append benchmark's store a steady few percent).
+ */
+export const inRotation = <T>(items: readonly T[], round: number): T[] =>
+  items.map((_, i) => items[(i + round) % items.length]!);
+
 /** Run `worker` on `concurrency` lanes for `ms`; returns operations completed per second. */
 export async function throughput(
   concurrency: number,

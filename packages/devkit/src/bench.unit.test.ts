@@ -2,7 +2,25 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { medianCpu, pairedRatio, postgresCpuMicros, report, startCpuMeter } from './bench.js';
+import {
+  inRotation,
+  medianCpu,
+  pairedRatio,
+  postgresCpuMicros,
+  report,
+  startCpuMeter,
+} from './bench.js';
+
+describe('inRotation', () => {
+  it('starts each round one contender later, so each follows every other in turn', () => {
+    const order = [0, 1, 2].map((round) => inRotation(['ceiling', 'store', 'off'], round));
+    expect(order).toEqual([
+      ['ceiling', 'store', 'off'],
+      ['store', 'off', 'ceiling'],
+      ['off', 'ceiling', 'store'],
+    ]);
+  });
+});
 
 describe('pairedRatio', () => {
   it('is the median of the rounds’ own ratios, not the ratio of the medians', () => {

@@ -14,6 +14,7 @@ import {
   type CpuPerOperation,
   ceilingInsert,
   ceilingRow,
+  inRotation,
   latencies,
   median,
   medianCpu,
@@ -148,14 +149,11 @@ async function main() {
   for (const variant of Object.keys(variants) as Variant[]) {
     await appendLoop(variant, `warm-${variant}`, 1);
   }
-  // Each round measures every contender once, in an order that rotates from round to round: a
-  // fixed order let one contender always follow the ceiling's burst of inserts (and the autovacuum
-  // and checkpoint work that burst leaves behind), which cost it a steady few percent.
-  const rotated = <T>(items: readonly T[], by: number) =>
-    items.map((_, i) => items[(i + by) % items.length]!);
+  // Each round measures every contender once, in an order that rotates from round to round: in a
+  // fixed order the store always followed the ceiling's burst of inserts.
   const contenders = ['ceiling', ...Object.keys(variants)] as Contender[];
   for (let round = 0; round < rounds; round++) {
-    for (const who of rotated(contenders, round)) {
+    for (const who of inRotation(contenders, round)) {
       figures.single[who].push(
         await metered('single', who, () =>
           who === 'ceiling'
@@ -167,7 +165,7 @@ async function main() {
         ),
       );
     }
-    for (const who of rotated(contenders, round)) {
+    for (const who of inRotation(contenders, round)) {
       figures.batch[who].push(
         await metered('batch', who, () =>
           who === 'ceiling'

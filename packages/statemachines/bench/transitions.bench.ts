@@ -8,7 +8,14 @@
  *   POSTGRES_URL=postgres://postgres@127.0.0.1:5432/evident_test pnpm --filter @evident/statemachines bench
  */
 import { randomBytes } from 'node:crypto';
-import { latencies, median, percentile, report, throughput } from '@evident/devkit/bench';
+import {
+  inRotation,
+  latencies,
+  median,
+  percentile,
+  report,
+  throughput,
+} from '@evident/devkit/bench';
 import { dropSchema } from '@evident/devkit/postgres';
 import { createEnvelope } from '@evident/envelope';
 import { createEventStore } from '@evident/eventstore';
@@ -143,8 +150,7 @@ try {
     ['cold', coldStep],
   ] as const;
   for (let r = 0; r < rounds; r++) {
-    for (let k = 0; k < contenders.length; k++) {
-      const [name, step] = contenders[(k + r) % contenders.length]!;
+    for (const [name, step] of inRotation(contenders, r)) {
       figures[name].push(await throughput(lanes, seconds * 1000, step));
     }
   }
