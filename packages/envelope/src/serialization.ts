@@ -52,10 +52,7 @@ function resolve(limits: SerializationLimits | undefined): Required<Serializatio
   return { ...defaultSerializationLimits, ...limits };
 }
 
-/**
- * Deepest nesting in a JSON text, found without parsing it, so a document nested 100,000 deep is
- * refused in one linear pass instead of exhausting the parser's stack.
- */
+/** Whether a JSON text nests deeper than `maxDepth`, found without parsing it. */
 function exceedsDepth(text: string, maxDepth: number): boolean {
   let depth = 0;
   let inString = false;
@@ -75,12 +72,21 @@ function exceedsDepth(text: string, maxDepth: number): boolean {
 // Keys that reach Object.prototype when a parsed value is later merged into another object.
 const unsafeKey = (key: string) => key === '__proto__' || key === 'prototype';
 
-function assertSafeKeys(value: unknown, trail: Trail): void {
+/**
+ * Walk a parsed value: refuse nesting deeper than `maxDepth` (`depth` is the value's own level,
+ * 1 for the root) and keys that pollute prototypes.
+ */
+function assertParsed(value: unknown, trail: Trail, depth: number, maxDepth: number): void {
   if (typeof value !== 'object' || value === null) return;
+  if (depth > maxDepth) {
+    throw new PayloadError('PAYLOAD_TOO_DEEP', `JSON nests deeper than ${maxDepth} levels`);
+  }
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
+      const child = value[i];
+      if (typeof child !== 'object' || child === null) continue;
       trail.push(i);
-      assertSafeKeys(value[i], trail);
+      assertParsed(child, trail, depth + 1, maxDepth);
       trail.pop();
     }
     return;
@@ -93,8 +99,9 @@ function assertSafeKeys(value: unknown, trail: Trail): void {
         `key "${key}" at ${pointer('', trail)} is refused: it can pollute object prototypes`,
       );
     }
+    if (typeof child !== 'object' || child === null) continue;
     trail.push(key);
-    assertSafeKeys(child, trail);
+    assertParsed(child, trail, depth + 1, maxDepth);
     trail.pop();
   }
 }
@@ -255,18 +262,22 @@ export function parseJson(text: string, limits?: SerializationLimits): unknown {
   if (text.length > maxBytes || Buffer.byteLength(text, 'utf8') > maxBytes) {
     throw new PayloadError('PAYLOAD_TOO_LARGE', `JSON text exceeds ${maxBytes} bytes`);
   }
-  if (exceedsDepth(text, maxDepth)) {
-    throw new PayloadError('PAYLOAD_TOO_DEEP', `JSON nests deeper than ${maxDepth} levels`);
-  }
   let value: unknown;
   try {
+    // V8's JSON.parse is not recursive: a text nested 100,000 deep parses without exhausting the
+    // stack, in linear time, so the depth is checked on the parsed value, in the same walk as the
+    // keys. (A scan of the text before parsing cost more than the parse itself.)
     value = JSON.parse(text);
   } catch (cause) {
+    // Broken and too deep: reported as too deep, whichever the parser met first.
+    if (exceedsDepth(text, maxDepth)) {
+      throw new PayloadError('PAYLOAD_TOO_DEEP', `JSON nests deeper than ${maxDepth} levels`);
+    }
     // The parser's message quotes the input; keep it only as the cause.
     throw new PayloadError('PAYLOAD_MALFORMED', 'text is not valid JSON', { cause });
   }
   // Always walk: a key can hide behind escapes (`"\u005f_proto__"`) that no text search sees.
-  assertSafeKeys(value, []);
+  assertParsed(value, [], 1, maxDepth);
   return value;
 }
 
