@@ -149,6 +149,52 @@ CREATE FUNCTION evident.in_verified_archive(checkpoint text) RETURNS boolean
 $$;
 
 --
+-- Name: events; Type: TABLE; Schema: evident; Owner: -
+--
+
+CREATE TABLE evident.events (
+    stream_type text NOT NULL,
+    stream_id text NOT NULL,
+    stream_version bigint NOT NULL,
+    global_position bigint NOT NULL,
+    transaction_id xid8 DEFAULT pg_current_xact_id() NOT NULL,
+    event_id uuid NOT NULL,
+    event_type text NOT NULL,
+    schema_version integer NOT NULL,
+    data jsonb NOT NULL,
+    metadata jsonb NOT NULL,
+    correlation_id text NOT NULL,
+    causation_id text NOT NULL,
+    source text NOT NULL,
+    actor_id text NOT NULL,
+    actor_role text NOT NULL,
+    tenant_id text DEFAULT evident.current_tenant(),
+    occurred_at timestamp with time zone NOT NULL,
+    recorded_at timestamp with time zone DEFAULT date_trunc('milliseconds'::text, now()) NOT NULL,
+    hash bytea,
+    CONSTRAINT events_schema_version_check CHECK ((schema_version > 0)),
+    CONSTRAINT events_stream_version_check CHECK ((stream_version > 0))
+);
+
+ALTER TABLE ONLY evident.events FORCE ROW LEVEL SECURITY;
+
+--
+-- Name: log_page(xid8, bigint, integer, text[], text[]); Type: FUNCTION; Schema: evident; Owner: -
+--
+
+CREATE FUNCTION evident.log_page(after_transaction xid8, after_position bigint, max_rows integer, types text[], stream_types text[]) RETURNS SETOF evident.events
+    LANGUAGE sql STABLE
+    SET enable_sort TO 'off'
+    AS $$
+  select * from evident.events as ev
+  where (ev.transaction_id, ev.global_position) > (after_transaction, after_position)
+    and (types is null or ev.event_type = any(types))
+    and (stream_types is null or ev.stream_type = any(stream_types))
+  order by ev.transaction_id, ev.global_position
+  limit max_rows
+$$;
+
+--
 -- Name: purge_archived_events(integer); Type: FUNCTION; Schema: evident; Owner: -
 --
 
@@ -351,36 +397,6 @@ CREATE TABLE evident.data_keys (
 );
 
 ALTER TABLE ONLY evident.data_keys FORCE ROW LEVEL SECURITY;
-
---
--- Name: events; Type: TABLE; Schema: evident; Owner: -
---
-
-CREATE TABLE evident.events (
-    stream_type text NOT NULL,
-    stream_id text NOT NULL,
-    stream_version bigint NOT NULL,
-    global_position bigint NOT NULL,
-    transaction_id xid8 DEFAULT pg_current_xact_id() NOT NULL,
-    event_id uuid NOT NULL,
-    event_type text NOT NULL,
-    schema_version integer NOT NULL,
-    data jsonb NOT NULL,
-    metadata jsonb NOT NULL,
-    correlation_id text NOT NULL,
-    causation_id text NOT NULL,
-    source text NOT NULL,
-    actor_id text NOT NULL,
-    actor_role text NOT NULL,
-    tenant_id text DEFAULT evident.current_tenant(),
-    occurred_at timestamp with time zone NOT NULL,
-    recorded_at timestamp with time zone DEFAULT date_trunc('milliseconds'::text, now()) NOT NULL,
-    hash bytea,
-    CONSTRAINT events_schema_version_check CHECK ((schema_version > 0)),
-    CONSTRAINT events_stream_version_check CHECK ((stream_version > 0))
-);
-
-ALTER TABLE ONLY evident.events FORCE ROW LEVEL SECURITY;
 
 --
 -- Name: events_global_position_seq; Type: SEQUENCE; Schema: evident; Owner: -

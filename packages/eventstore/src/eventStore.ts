@@ -403,16 +403,17 @@ function createStoreOn(raw: Database, options: EventStoreOptions): EventStore {
     // Rows of transactions older than the oldest one still running are final: nothing can be
     // inserted among them any more. Reading only those, in (transaction, position) order, is what
     // keeps a reader from skipping a transaction that took an earlier position and commits late.
+    // The page comes from log_page (sql/0007_log_page_walks_the_index.sql), which always walks
+    // the log's index, however far behind the reader and however old the statistics; the
+    // horizon applies after its limit, which gives the same page, since in this order every row
+    // below the horizon comes before every row above it.
     readAll: `with horizon as (select pg_snapshot_xmin(pg_current_snapshot()) as xmin)
               select h.xmin::text as horizon, e.* from horizon as h
               left join lateral (
-                select ${eventColumns} from ${s}.events as ev
-                where (ev.transaction_id, ev.global_position) > ($1::text::xid8, $2::bigint)
-                  and ev.transaction_id < h.xmin
-                  and ($4::text[] is null or ev.event_type = any($4::text[]))
-                  and ($5::text[] is null or ev.stream_type = any($5::text[]))
-                order by ev.transaction_id, ev.global_position
-                limit $3
+                select ${eventColumns}
+                from ${s}.log_page($1::text::xid8, $2::bigint, $3::integer, $4::text[], $5::text[])
+                  as ev
+                where ev.transaction_id < h.xmin
               ) as e on true`,
     byCorrelation: `select ${eventColumns} from ${s}.events where correlation_id = $1
                     order by global_position limit $2`,
