@@ -6,5 +6,9 @@ export const dumpOwnSchema = (url: string, schema: string) =>
     url,
     schema,
     packageName: '@evident/saga',
-    owns: { tables: ['saga_instances'], functions: ['saga_progress'], triggers: ['saga_progress'] },
+    owns: {
+      tables: ['saga_instances'],
+      functions: ['saga_progress', 'due_instances'],
+      triggers: ['saga_progress'],
+    },
   });

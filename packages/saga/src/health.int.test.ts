@@ -56,7 +56,12 @@ describe.skipIf(!postgresUrl)('readiness of a saga runtime', () => {
           database: { ok: true },
           migrations: {
             ok: false,
-            pending: ['0001_init', '0002_start_with_first_step', '0003_short_trigger_condition'],
+            pending: [
+              '0001_init',
+              '0002_start_with_first_step',
+              '0003_short_trigger_condition',
+              '0004_claim_walks_the_due_index',
+            ],
           },
           workers: { ok: true, running: 0, concurrency: 0 },
         },
@@ -87,7 +92,12 @@ describe.skipIf(!postgresUrl)('readiness of a saga runtime', () => {
           database: { ok: false, error: 'ECONNREFUSED' },
           migrations: {
             ok: false,
-            pending: ['0001_init', '0002_start_with_first_step', '0003_short_trigger_condition'],
+            pending: [
+              '0001_init',
+              '0002_start_with_first_step',
+              '0003_short_trigger_condition',
+              '0004_claim_walks_the_due_index',
+            ],
           },
           workers: { ok: false, running: 0, concurrency: 1, error: 'CLAIM_FAILING' },
         },

@@ -485,13 +485,11 @@ export function createSagaRuntime(options: SagaRuntimeOptions): SagaRuntime {
   const s = `"${store.schema}"`;
   const nowSql = 'coalesce($1::timestamptz, now())';
   const sql = {
+    // The first due instances in due order, locked (sql/0004_claim_walks_the_due_index.sql:
+    // always by walking the due index, so a backlog costs a claim no more than its own rows).
     claim: `with due as (
-              select saga_id from ${s}.saga_instances
-               where due_at <= ${nowSql}
-                 and (saga_name, saga_version) in (select * from unnest($2::text[], $3::int[]))
-               order by due_at
-               limit $4
-               for update skip locked
+              select d.saga_id
+                from ${s}.due_instances(${nowSql}, $2::text[], $3::int[], $4::int) as d(saga_id)
             )
             update ${s}.saga_instances as i
                set lease_owner = $5, due_at = ${nowSql} + $6::int * interval '1 millisecond'
