@@ -183,15 +183,18 @@ ALTER TABLE ONLY evident.events FORCE ROW LEVEL SECURITY;
 --
 
 CREATE FUNCTION evident.log_page(after_transaction xid8, after_position bigint, max_rows integer, types text[], stream_types text[]) RETURNS SETOF evident.events
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET enable_sort TO 'off'
     AS $$
-  select * from evident.events as ev
-  where (ev.transaction_id, ev.global_position) > (after_transaction, after_position)
-    and (types is null or ev.event_type = any(types))
-    and (stream_types is null or ev.stream_type = any(stream_types))
-  order by ev.transaction_id, ev.global_position
-  limit max_rows
+begin
+  return query
+    select * from evident.events as ev
+     where (ev.transaction_id, ev.global_position) > (after_transaction, after_position)
+       and (types is null or ev.event_type = any(types))
+       and (stream_types is null or ev.stream_type = any(stream_types))
+     order by ev.transaction_id, ev.global_position
+     limit max_rows;
+end;
 $$;
 
 --

@@ -10,19 +10,23 @@
 --
 -- Walking the index is never worse by more than a claim's worth of rows, so the due instances
 -- are selected by a function that turns the sort off while it is planned. It locks what it
--- returns (FOR UPDATE SKIP LOCKED, as before) and runs as the caller.
+-- returns (FOR UPDATE SKIP LOCKED, as before) and runs as the caller. PL/pgSQL rather than SQL
+-- because it keeps its plan between calls (a SQL function with a SET clause is planned on every call).
 create function {{schema}}.due_instances(
   due_by timestamptz, names text[], versions integer[], max_rows integer
 ) returns setof text
-language sql volatile
+language plpgsql volatile
 set enable_sort = off
 as $$
-  select saga_id from {{schema}}.saga_instances
-   where due_at <= due_by
-     and (saga_name, saga_version) in (select * from unnest(names, versions))
-   order by due_at
-   limit max_rows
-   for update skip locked
+begin
+  return query
+    select i.saga_id from {{schema}}.saga_instances as i
+     where i.due_at <= due_by
+       and (i.saga_name, i.saga_version) in (select * from unnest(names, versions))
+     order by i.due_at
+     limit max_rows
+     for update skip locked;
+end;
 $$;
 
 grant execute on function {{schema}}.due_instances(timestamptz, text[], integer[], integer)

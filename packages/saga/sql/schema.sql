@@ -161,15 +161,18 @@ $function$
 ;
 CREATE OR REPLACE FUNCTION evident.due_instances(due_by timestamp with time zone, names text[], versions integer[], max_rows integer)
  RETURNS SETOF text
- LANGUAGE sql
+ LANGUAGE plpgsql
  SET enable_sort TO 'off'
 AS $function$
-  select saga_id from evident.saga_instances
-   where due_at <= due_by
-     and (saga_name, saga_version) in (select * from unnest(names, versions))
-   order by due_at
-   limit max_rows
-   for update skip locked
+begin
+  return query
+    select i.saga_id from evident.saga_instances as i
+     where i.due_at <= due_by
+       and (i.saga_name, i.saga_version) in (select * from unnest(names, versions))
+     order by i.due_at
+     limit max_rows
+     for update skip locked;
+end;
 $function$
 ;
 CREATE TRIGGER saga_progress AFTER INSERT ON evident.events FOR EACH ROW WHEN ((new.stream_type = 'saga'::text)) EXECUTE FUNCTION evident.saga_progress();
