@@ -30,7 +30,14 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { connect as tcpConnect } from 'node:net';
-import { median, report, throughput } from '@evident/devkit/bench';
+import {
+  type CpuPerOperation,
+  median,
+  medianCpu,
+  report,
+  startCpuMeter,
+  throughput,
+} from '@evident/devkit/bench';
 import { dropSchema } from '@evident/devkit/postgres';
 import { createEnvelope, type Envelope } from '@evident/envelope';
 import { type Checkpoint, createEventStore, type EventStore } from '@evident/eventstore';
@@ -52,6 +59,7 @@ function relayReport(
   ceilingName: string,
   ceilings: number[],
   target?: string,
+  extra: Record<string, unknown> = {},
 ): void {
   report({
     bench,
@@ -62,6 +70,7 @@ function relayReport(
     ...(target ? { target } : {}),
     rounds: values,
     ceilingRounds: ceilings,
+    ...extra,
   });
 }
 
@@ -239,6 +248,7 @@ async function main(): Promise<void> {
       );
       const count = await appendBacklog(store, round, backlog);
       rawRelayed.received = 0;
+      const cpu = startCpuMeter();
       const started = performance.now();
       let position = [last.rows[0]?.tx ?? '0', last.rows[0]?.position ?? '0'];
       let inFlight = 0;
@@ -290,7 +300,9 @@ async function main(): Promise<void> {
         });
       }
       while (rawRelayed.received < count) await new Promise((r) => setTimeout(r, 2));
-      return count / ((performance.now() - started) / 1000);
+      const rate = count / ((performance.now() - started) / 1000);
+      rawRelayCpu.push(cpu.perOperation(count));
+      return rate;
     };
 
     const waitForRound = async (round: number, count: number) => {
@@ -298,10 +310,15 @@ async function main(): Promise<void> {
     };
 
     let round = 0;
+    // CPU per event of each drain and hand-made relay round: this process (relay or hand-made
+    // relay, and its consumer) and PostgreSQL. Steadier than the rates on a shared machine.
+    const relayCpu: CpuPerOperation[] = [];
+    const rawRelayCpu: CpuPerOperation[] = [];
     const drain = async (): Promise<number> => {
       round += 1;
       const from = await head(store);
       const count = await appendBacklog(store, round, backlog);
+      const cpu = startCpuMeter();
       const started = performance.now();
       const outbox = relay({
         store,
@@ -312,6 +329,7 @@ async function main(): Promise<void> {
       });
       await waitForRound(round, count);
       const rate = count / ((performance.now() - started) / 1000);
+      relayCpu.push(cpu.perOperation(count));
       await outbox.stop();
       return rate;
     };
@@ -353,6 +371,7 @@ async function main(): Promise<void> {
 
     await throughput(64, 500, rawPublish); // warm-up
     await drain();
+    relayCpu.length = 0;
     const relayRates: number[] = [];
     const rawRates: number[] = [];
     const rawEndToEndRates: number[] = [];
@@ -387,6 +406,7 @@ async function main(): Promise<void> {
       'the same job by hand with the raw clients: node-postgres pages of 500, amqplib confirmed publishes (200 in flight), a checkpoint per page, an amqplib consumer',
       rawRelayRates,
       '>= 0.8 x the raw clients (the adapter costs < 20%)',
+      { cpuMicrosPerEvent: medianCpu(relayCpu), ceilingCpuMicrosPerEvent: medianCpu(rawRelayCpu) },
     );
     relayReport(
       'relay.rabbitmq.live',
