@@ -1,22 +1,8 @@
-import pg from 'pg';
+import { watchedPool } from '@evident/devkit/postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postgresUrl } from '#test-env';
 import { dropSchema, event, stream, uniqueSchema } from '../test/fixtures.js';
 import { createEventStore, type EventStore } from './index.js';
-
-interface PlanNode {
-  readonly 'Node Type': string;
-  readonly 'Index Name'?: string;
-  readonly Plans?: readonly PlanNode[];
-}
-
-/** Every node of a plan, depth first, as `Node Type` (`Node Type on index` for index scans). */
-function nodesOf(plan: PlanNode): string[] {
-  const self = plan['Index Name']
-    ? `${plan['Node Type']} on ${plan['Index Name']}`
-    : plan['Node Type'];
-  return [self, ...(plan.Plans ?? []).flatMap(nodesOf)];
-}
 
 /**
  * A page of the global log must walk the log's index in order and stop at its limit, however far
@@ -28,41 +14,18 @@ function nodesOf(plan: PlanNode): string[] {
  */
 describe.skipIf(!postgresUrl)('reading the log on PostgreSQL', () => {
   const schema = uniqueSchema('plans');
-  const notices: string[] = [];
-  let pool: pg.Pool;
+  const watched = postgresUrl ? watchedPool(postgresUrl) : undefined;
   let store: EventStore;
 
   beforeAll(async () => {
-    // One connection, so every read below shares one session, its cached plans and its settings.
-    pool = new pg.Pool({ connectionString: postgresUrl!, max: 1 });
-    pool.on('connect', (client) => client.on('notice', (n) => notices.push(n.message ?? '')));
-    store = createEventStore({ pool, schema });
+    store = createEventStore({ pool: watched!.pool, schema });
     await store.migrate();
   });
   afterAll(async () => {
     await store?.close();
-    await pool?.end();
-    await dropSchema(postgresUrl!, schema);
+    await watched?.pool.end();
+    if (postgresUrl) await dropSchema(postgresUrl, schema);
   });
-
-  /** The plans of the statements that read the log's order, run during `action`. */
-  async function logPlansDuring(action: () => Promise<unknown>): Promise<string[][]> {
-    await pool.query(`load 'auto_explain'`);
-    await pool.query(`set auto_explain.log_min_duration = 0;
-                      set auto_explain.log_nested_statements = on;
-                      set auto_explain.log_format = json;
-                      set auto_explain.log_level = notice;
-                      set client_min_messages = notice`);
-    notices.length = 0;
-    try {
-      await action();
-    } finally {
-      await pool.query('set auto_explain.log_min_duration = -1; reset client_min_messages');
-    }
-    return notices
-      .filter((n) => n.includes('order by ev.transaction_id'))
-      .map((n) => nodesOf((JSON.parse(n.slice(n.indexOf('{'))) as { Plan: PlanNode }).Plan));
-  }
 
   it('reads a backlog page by page in index order, whatever plan was made while the log was empty', async () => {
     // Read the empty log often enough for a generic plan to be cached, if the read had one.
@@ -79,7 +42,7 @@ describe.skipIf(!postgresUrl)('reading the log on PostgreSQL', () => {
 
     for (const filter of [{}, { types: ['ClaimSubmitted'] }, { streamTypes: ['claim'] }]) {
       let read = 0;
-      const plans = await logPlansDuring(async () => {
+      const plans = await watched!.plansDuring(/order by ev\.transaction_id/, async () => {
         read = (await store.readAll({ limit: 500, ...filter })).events.length;
       });
       expect(read).toBe(500);
