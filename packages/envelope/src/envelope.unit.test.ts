@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { clerk } from '../test/claimSchemas.js';
 import { assertEnvelope, causedBy, createEnvelope, isEvidentError, newEventId } from './index.js';
@@ -84,6 +85,56 @@ describe('createEnvelope', () => {
     const input = { type: 'ClaimSubmitted', data: null, source: 'billing', actor: clerk };
     expect(() => createEnvelope({ ...input, ...override } as never)).toThrow(
       expect.objectContaining({ code: 'INVALID_ARGUMENT' }),
+    );
+  });
+
+  it.each([
+    ['2024-02-29', true],
+    ['2000-02-29', true],
+    ['0004-02-29', true],
+    ['1900-02-29', false],
+    ['0100-02-29', false],
+    ['2023-04-31', false],
+    ['2023-12-31', true],
+    ['2023-00-10', false],
+    ['2023-13-10', false],
+    ['2023-01-00', false],
+  ])('takes %s as a real day: %s', (day, real) => {
+    const input = { type: 'ClaimSubmitted', data: null, source: 'billing', actor: clerk };
+    const create = () => createEnvelope({ ...input, occurredAt: `${day}T10:00:00Z` });
+    if (real) expect(create().occurredAt).toBe(`${day}T10:00:00.000Z`);
+    else expect(create).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+  });
+
+  it('accepts exactly the days of the proleptic Gregorian calendar, in every year 0-9999', () => {
+    const two = (n: number) => String(n).padStart(2, '0');
+    // The reference: a Date set to the day, which rolls an impossible one into the next month.
+    const exists = (year: number, month: number, day: number) => {
+      const date = new Date(0);
+      date.setUTCFullYear(year, month - 1, day);
+      return date.getUTCMonth() === month - 1 && date.getUTCDate() === day;
+    };
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 9999 }),
+        fc.integer({ min: 0, max: 13 }),
+        fc.integer({ min: 0, max: 32 }),
+        fc.constantFrom('Z', '.5Z', '+05:30', '-11:00'),
+        (year, month, day, zone) => {
+          const occurredAt = `${String(year).padStart(4, '0')}-${two(month)}-${two(day)}T23:59:59${zone}`;
+          const real = month >= 1 && month <= 12 && day >= 1 && exists(year, month, day);
+          const input = { type: 'ClaimSubmitted', data: null, source: 'billing', actor: clerk };
+          let accepted = true;
+          try {
+            createEnvelope({ ...input, occurredAt });
+            assertEnvelope({ ...booked(), occurredAt });
+          } catch {
+            accepted = false;
+          }
+          expect(accepted).toBe(real);
+        },
+      ),
+      { numRuns: 2000 },
     );
   });
 
