@@ -69,19 +69,26 @@ const oneFields: Fields = {
   occurredAt: '$15::timestamptz',
 };
 
+/** A batch's events, each field taken out of its JSON document once (see `docs` below). */
 const docFields: Fields = {
-  eventId: "(d.doc->>'id')::uuid",
-  eventType: "d.doc->>'type'",
-  schemaVersion: "(d.doc->>'schemaVersion')::integer",
-  data: "d.doc->'data'",
-  metadata: "d.doc->'metadata'",
-  correlationId: "d.doc->>'correlationId'",
-  causationId: "d.doc->>'causationId'",
-  source: "d.doc->>'source'",
-  actorId: "d.doc#>>'{actor,id}'",
-  actorRole: "d.doc#>>'{actor,role}'",
-  occurredAt: "(d.doc->>'occurredAt')::timestamptz",
+  eventId: 'd.event_id',
+  eventType: 'd.event_type',
+  schemaVersion: 'd.schema_version',
+  data: 'd.data',
+  metadata: 'd.metadata',
+  correlationId: 'd.correlation_id',
+  causationId: 'd.causation_id',
+  source: 'd.source',
+  actorId: 'd.actor_id',
+  actorRole: 'd.actor_role',
+  occurredAt: 'd.occurred_at',
 };
+const fromDocument = `(e.doc->>'id')::uuid as event_id, e.doc->>'type' as event_type,
+  (e.doc->>'schemaVersion')::integer as schema_version, e.doc->'data' as data,
+  e.doc->'metadata' as metadata, e.doc->>'correlationId' as correlation_id,
+  e.doc->>'causationId' as causation_id, e.doc->>'source' as source,
+  e.doc#>>'{actor,id}' as actor_id, e.doc#>>'{actor,role}' as actor_role,
+  (e.doc->>'occurredAt')::timestamptz as occurred_at`;
 
 const recordedAt = "date_trunc('milliseconds', now())";
 
@@ -144,12 +151,18 @@ export function appendStatement(
   // Without a tenant the parameter is '' and the column null, like current_tenant().
   const tenantColumn = tenanted ? `${schema}.current_tenant()` : `nullif(${tenant}::text, '')`;
 
-  // Each event's content hash once, after the tenant is set (it is part of the content).
+  // Each event's fields taken out of its document once, and its content hash computed once,
+  // after the tenant is set (it is part of the content). The content hash and the row both use
+  // the fields; `offset 0` keeps the planner from pulling the inner query up, which would copy
+  // each field's expression into both places and take it out of the document twice.
   const docs = one
     ? ''
     : `docs as materialized (
-         select d.doc, d.ord, ${integrity ? content(schema, docFields) : 'null::bytea'} as content
-         from ${tenanted ? 'tenant, ' : ''}jsonb_array_elements($4::jsonb) with ordinality as d(doc, ord)),`;
+         select d.*, ${integrity ? content(schema, docFields) : 'null::bytea'} as content
+         from (select e.ord, ${fromDocument}
+               from ${tenanted ? 'tenant, ' : ''}jsonb_array_elements($4::jsonb)
+                 with ordinality as e(doc, ord)
+               offset 0) as d),`;
   const rows = one
     ? `select $1, $2, ${version('c.version')}, ${oneFields.eventId}, ${oneFields.eventType},
               ${oneFields.schemaVersion}, ${oneFields.data}, ${oneFields.metadata},
