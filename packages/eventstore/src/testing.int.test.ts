@@ -95,4 +95,14 @@ describe('the testing kit', () => {
       await check.cleanup();
     },
   );
+
+  it.skipIf(!postgresUrl)(
+    'takes the store options it is given, such as the pool size',
+    async () => {
+      await using small = await createTestStore({ connectionString: postgresUrl! });
+      await using large = await createTestStore({ connectionString: postgresUrl!, poolSize: 9 });
+      expect(small.store.database.pool?.options.max).toBe(4);
+      expect(large.store.database.pool?.options.max).toBe(9);
+    },
+  );
 });

@@ -32,7 +32,7 @@ export type TestStoreOptions = Omit<
   EventStoreOptions,
   'pool' | 'connectionString' | 'pglite' | 'schema'
 > & {
-  /** Use PostgreSQL at this URL; without it, an in-memory PGlite. */
+  /** Use PostgreSQL at this URL (with 4 connections unless `poolSize` says); without it, an in-memory PGlite. */
   readonly connectionString?: string;
 };
 
@@ -47,7 +47,7 @@ export async function createTestStore(options: TestStoreOptions = {}): Promise<T
   let cleanup: () => Promise<void>;
   let store: EventStore;
   if (connectionString) {
-    store = createEventStore({ ...rest, connectionString, schema, poolSize: 4 });
+    store = createEventStore({ poolSize: 4, ...rest, connectionString, schema });
     cleanup = async () => {
       await store.close();
       const client = new pg.Client({ connectionString });
