@@ -1,13 +1,12 @@
 /**
  * Event stores for the relay and inbox tests, each in a fresh schema with the inbox table, and
- * how to remove every trace of them. (A few lines copied from the event store's fixtures, so the
- * packages stay independent.)
+ * how to remove every trace of them: the event store's `createTestStore`, as an application's
+ * tests would use it.
  */
 import { randomBytes } from 'node:crypto';
-import { PGlite } from '@electric-sql/pglite';
-import { dropSchema } from '@evident/devkit/postgres';
 import { createEnvelope, type Envelope } from '@evident/envelope';
-import { type Checkpoint, createEventStore, type EventStore } from '@evident/eventstore';
+import type { Checkpoint, EventStore } from '@evident/eventstore';
+import { createTestStore, type TestStore } from '@evident/eventstore/testing';
 import { migrateInbox } from '../src/inbox/index.js';
 
 export interface StoreFixture {
@@ -19,43 +18,22 @@ export interface StoreFixture {
 
 export type StoreFactory = () => Promise<StoreFixture>;
 
-export const uniqueSchema = (prefix = 'ad') => `${prefix}_${randomBytes(5).toString('hex')}`;
-
-/** Drop a schema and the roles its migrations created. */
-export { dropSchema };
-
 export function postgresFactory(url: string, poolSize = 8): StoreFactory {
-  return async () => {
-    const schema = uniqueSchema();
-    const store = createEventStore({ connectionString: url, schema, poolSize });
-    await store.migrate();
-    await migrateInbox(store);
-    return {
-      store,
-      kind: 'pg',
-      cleanup: async () => {
-        await store.close();
-        await dropSchema(url, schema);
-      },
-    };
-  };
+  return () => migrated(createTestStore({ connectionString: url, poolSize }), 'pg');
 }
 
 export function pgliteFactory(): StoreFactory {
-  return async () => {
-    const db = new PGlite();
-    const store = createEventStore({ pglite: db, schema: uniqueSchema() });
-    await store.migrate();
-    await migrateInbox(store);
-    return {
-      store,
-      kind: 'pglite',
-      cleanup: async () => {
-        await store.close();
-        await db.close();
-      },
-    };
-  };
+  return () => migrated(createTestStore(), 'pglite');
+}
+
+/** A store from the event store's own test helper, with the inbox table. */
+async function migrated(
+  made: Promise<TestStore>,
+  kind: StoreFixture['kind'],
+): Promise<StoreFixture> {
+  const { store, cleanup } = await made;
+  await migrateInbox(store);
+  return { store, kind, cleanup };
 }
 
 let counter = 0;

@@ -1,12 +1,12 @@
 /**
  * Stores for the tests, each in a fresh schema with this package's tables (and the state
- * machines', for transition-checked compensations), and how to remove every trace of them.
- * (A few lines copied from the event store's fixtures, so the packages stay independent.)
+ * machines', for transition-checked compensations), and how to remove every trace of them: the
+ * event store's `createTestStore`, as an application's tests would use it.
  */
 import { randomBytes } from 'node:crypto';
-import { PGlite } from '@electric-sql/pglite';
 import { dropSchema } from '@evident/devkit/postgres';
-import { createEventStore, type EventStore } from '@evident/eventstore';
+import type { EventStore } from '@evident/eventstore';
+import { createTestStore, type TestStore } from '@evident/eventstore/testing';
 import { migrateStateMachines } from '@evident/statemachines';
 import { migrateSagas, type SagaEventData } from '../src/index.js';
 
@@ -24,43 +24,23 @@ export const uniqueSchema = (prefix = 'sg') => `${prefix}_${randomBytes(5).toStr
 export { dropSchema };
 
 export function postgresFactory(url: string): StoreFactory {
-  return async (options = {}) => {
-    const schema = uniqueSchema();
-    const store = createEventStore({
-      connectionString: url,
-      schema,
-      poolSize: options.poolSize ?? 6,
-    });
-    await store.migrate();
-    await migrateStateMachines(store);
-    await migrateSagas(store);
-    return {
-      store,
-      kind: 'pg',
-      cleanup: async () => {
-        await store.close();
-        await dropSchema(url, schema);
-      },
-    };
-  };
+  return (options = {}) =>
+    migrated(createTestStore({ connectionString: url, poolSize: options.poolSize ?? 6 }), 'pg');
 }
 
 export function pgliteFactory(): StoreFactory {
-  return async () => {
-    const db = new PGlite();
-    const store = createEventStore({ pglite: db, schema: uniqueSchema() });
-    await store.migrate();
-    await migrateStateMachines(store);
-    await migrateSagas(store);
-    return {
-      store,
-      kind: 'pglite',
-      cleanup: async () => {
-        await store.close();
-        await db.close();
-      },
-    };
-  };
+  return () => migrated(createTestStore(), 'pglite');
+}
+
+/** A store from the event store's own test helper, with this package's migrations applied. */
+async function migrated(
+  made: Promise<TestStore>,
+  kind: StoreFixture['kind'],
+): Promise<StoreFixture> {
+  const { store, cleanup } = await made;
+  await migrateStateMachines(store);
+  await migrateSagas(store);
+  return { store, kind, cleanup };
 }
 
 export const operator = { id: 'u-42', role: 'operations-lead' } as const;

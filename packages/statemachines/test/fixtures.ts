@@ -1,12 +1,10 @@
 /**
  * Stores for the tests, each in a fresh schema with this package's tables, and how to remove every
- * trace of them. (A few lines copied from the event store's fixtures, so the packages stay
- * independent.)
+ * trace of them: the event store's `createTestStore`, as an application's tests would use it.
  */
 import { randomBytes } from 'node:crypto';
-import { PGlite } from '@electric-sql/pglite';
-import { dropSchema } from '@evident/devkit/postgres';
-import { createEventStore, type EventStore } from '@evident/eventstore';
+import type { EventStore } from '@evident/eventstore';
+import { createTestStore, type TestStore } from '@evident/eventstore/testing';
 import { migrateStateMachines } from '../src/index.js';
 
 export interface StoreFixture {
@@ -17,43 +15,22 @@ export interface StoreFixture {
 
 export type StoreFactory = () => Promise<StoreFixture>;
 
-export const uniqueSchema = (prefix = 'sm') => `${prefix}_${randomBytes(5).toString('hex')}`;
-
-/** Drop a schema and the roles its migrations created. */
-export { dropSchema };
-
 export function postgresFactory(url: string): StoreFactory {
-  return async () => {
-    const schema = uniqueSchema();
-    const store = createEventStore({ connectionString: url, schema, poolSize: 8 });
-    await store.migrate();
-    await migrateStateMachines(store);
-    return {
-      store,
-      kind: 'pg',
-      cleanup: async () => {
-        await store.close();
-        await dropSchema(url, schema);
-      },
-    };
-  };
+  return () => migrated(createTestStore({ connectionString: url, poolSize: 8 }), 'pg');
 }
 
 export function pgliteFactory(): StoreFactory {
-  return async () => {
-    const db = new PGlite();
-    const store = createEventStore({ pglite: db, schema: uniqueSchema() });
-    await store.migrate();
-    await migrateStateMachines(store);
-    return {
-      store,
-      kind: 'pglite',
-      cleanup: async () => {
-        await store.close();
-        await db.close();
-      },
-    };
-  };
+  return () => migrated(createTestStore(), 'pglite');
+}
+
+/** A store from the event store's own test helper, with this package's migrations applied. */
+async function migrated(
+  made: Promise<TestStore>,
+  kind: StoreFixture['kind'],
+): Promise<StoreFixture> {
+  const { store, cleanup } = await made;
+  await migrateStateMachines(store);
+  return { store, kind, cleanup };
 }
 
 export const clerk = { id: 'u-17', role: 'billing-clerk' } as const;
