@@ -4,8 +4,11 @@
  * diff; each package's schema test fails when the dump is stale.
  */
 import { execFile } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { dropSchema } from './postgres.js';
 
 export interface SchemaDumpOptions {
   /** Connection string of the database holding the migrated scratch schema. */
@@ -84,4 +87,26 @@ export async function dumpSchema(options: SchemaDumpOptions): Promise<string> {
     ? "-- What this package's migrations add to the store's schema (normalized)."
     : '-- The schema the migrations in this folder produce (pg_dump --schema-only, normalized).';
   return `${header}\n-- Regenerate with: pnpm --filter ${options.packageName} schema:dump\n\n${normalizeSchemaDump(parts.join('\n'), schema)}\n`;
+}
+
+/**
+ * A package's `schema:dump` script: migrate a scratch schema (`migrate`), dump it (`dump`), write
+ * the dump to `target`, and drop the scratch schema and its roles, whatever happened. PostgreSQL
+ * from `POSTGRES_URL`, else the local test database.
+ */
+export async function writeSchemaDump(options: {
+  readonly target: URL;
+  readonly migrate: (url: string, schema: string) => Promise<void>;
+  readonly dump: (url: string, schema: string) => Promise<string>;
+}): Promise<void> {
+  const url = process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/evident_test';
+  const schema = `dump_${process.pid}`;
+  try {
+    await options.migrate(url, schema);
+    const path = fileURLToPath(options.target);
+    await writeFile(path, await options.dump(url, schema));
+    console.log(`wrote ${path}`);
+  } finally {
+    await dropSchema(url, schema);
+  }
 }
