@@ -92,20 +92,20 @@ export async function dumpSchema(options: SchemaDumpOptions): Promise<string> {
 /**
  * A package's `schema:dump` script: migrate a scratch schema (`migrate`), dump it (`dump`), write
  * the dump to `target`, and drop the scratch schema and its roles, whatever happened. PostgreSQL
- * from `POSTGRES_URL`, else the local test database.
+ * from `POSTGRES_URL`, else the local test database. Returns the path written.
  */
 export async function writeSchemaDump(options: {
   readonly target: URL;
   readonly migrate: (url: string, schema: string) => Promise<void>;
   readonly dump: (url: string, schema: string) => Promise<string>;
-}): Promise<void> {
+}): Promise<string> {
   const url = process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/evident_test';
   const schema = `dump_${process.pid}`;
   try {
     await options.migrate(url, schema);
     const path = fileURLToPath(options.target);
     await writeFile(path, await options.dump(url, schema));
-    console.log(`wrote ${path}`);
+    return path;
   } finally {
     await dropSchema(url, schema);
   }

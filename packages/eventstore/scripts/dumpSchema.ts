@@ -6,7 +6,7 @@ import { writeSchemaDump } from '@evident/devkit/schema-dump';
 import { createEventStore } from '../src/index.js';
 import { dumpStoreSchema } from './schemaDump.js';
 
-await writeSchemaDump({
+const written = await writeSchemaDump({
   target: new URL('../sql/schema.sql', import.meta.url),
   dump: dumpStoreSchema,
   async migrate(url, schema) {
@@ -18,3 +18,4 @@ await writeSchemaDump({
     }
   },
 });
+console.log(`wrote ${written}`);

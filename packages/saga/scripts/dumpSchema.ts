@@ -7,7 +7,7 @@ import { createEventStore } from '@evident/eventstore';
 import { migrateSagas } from '../src/index.js';
 import { dumpOwnSchema } from './schemaDump.js';
 
-await writeSchemaDump({
+const written = await writeSchemaDump({
   target: new URL('../sql/schema.sql', import.meta.url),
   dump: dumpOwnSchema,
   async migrate(url, schema) {
@@ -20,3 +20,4 @@ await writeSchemaDump({
     }
   },
 });
+console.log(`wrote ${written}`);
