@@ -75,7 +75,8 @@ export function fromPool(pool: pg.Pool, owned: boolean): Database {
       }
     },
     async close() {
-      if (owned) await pool.end();
+      // A second close is a no-op (pg's Pool.end throws when called twice).
+      if (owned && !pool.ending) await pool.end();
     },
   };
 }

@@ -1,4 +1,4 @@
-import { createEnvelope, type Envelope } from '@evident/envelope';
+import { createEnvelope, type Envelope, newEventId } from '@evident/envelope';
 import { describe, expect, it } from 'vitest';
 import { postgresUrl } from '#test-env';
 import { createTestStore, given } from './testing.js';
@@ -95,6 +95,71 @@ describe('the testing kit', () => {
       await check.cleanup();
     },
   );
+
+  it.skipIf(!postgresUrl)(
+    'connects as the application role: it appends and reads, row-level security applies, it cannot rewrite history',
+    async () => {
+      await using test = await createTestStore({ connectionString: postgresUrl! });
+      const practice = (tenant: string) => ({ ...submitted, id: newEventId(), tenantId: tenant });
+      await test.store
+        .forTenant('practice-7')
+        .append({ type: 'claim', id: 'c-7' }, [practice('practice-7')], {
+          expectedVersion: 'no_stream',
+        });
+      const service = await test.connectAs('application', { tenant: 'practice-42' });
+      await service.append({ type: 'claim', id: 'c-42' }, [practice('practice-42')], {
+        expectedVersion: 'no_stream',
+      });
+      expect((await service.readAll()).events.map((e) => e.stream.id)).toEqual(['c-42']);
+      await expect(
+        service.database.query(`delete from "${test.store.schema}".events`),
+      ).rejects.toMatchObject({ code: '42501' });
+      const [me] = await service.database.query<{ user: string }>('select current_user as user');
+      expect(me!.user).toMatch(new RegExp(`^${test.store.schema}_login`));
+    },
+  );
+
+  it.skipIf(!postgresUrl)(
+    'connects as the auditor role: it reads every tenant and cannot append',
+    async () => {
+      await using test = await createTestStore({ connectionString: postgresUrl! });
+      for (const tenant of ['practice-7', 'practice-42']) {
+        const event = { ...submitted, id: newEventId(), tenantId: tenant };
+        await test.store
+          .forTenant(tenant)
+          .append({ type: 'claim', id: `c-${tenant}` }, [event], { expectedVersion: 'no_stream' });
+      }
+      const auditor = await test.connectAs('auditor');
+      expect((await auditor.readAll()).events).toHaveLength(2);
+      await expect(
+        auditor.append({ type: 'claim', id: 'c-x' }, [{ ...submitted, id: newEventId() }], {
+          expectedVersion: 'no_stream',
+        }),
+      ).rejects.toMatchObject({ code: '42501' });
+    },
+  );
+
+  it.skipIf(!postgresUrl)('drops the logins it made with the test store', async () => {
+    const test = await createTestStore({ connectionString: postgresUrl! });
+    const schema = test.store.schema;
+    const service = await test.connectAs('application');
+    await test.connectAs('auditor');
+    await service.close(); // closed by the test already: cleanup closes it again without error
+    await test.cleanup();
+    await using check = await createTestStore({ connectionString: postgresUrl! });
+    const rows = await check.store.database.query<{ n: string }>(
+      'select count(*) as n from pg_roles where rolname like $1',
+      [`${schema}_%`],
+    );
+    expect(Number(rows[0]!.n)).toBe(0);
+  });
+
+  it('refuses to connect as a role on PGlite, which has one session', async () => {
+    await using test = await createTestStore();
+    await expect(test.connectAs('application')).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+    });
+  });
 
   it.skipIf(!postgresUrl)(
     'takes the store options it is given, such as the pool size',

@@ -16,14 +16,33 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { PGlite } from '@electric-sql/pglite';
-import { type Envelope, EvidentError, isEvidentError } from '@evident/envelope';
+import {
+  type Envelope,
+  EvidentError,
+  InvalidArgumentError,
+  isEvidentError,
+} from '@evident/envelope';
 import pg from 'pg';
 import { encodeCheckpoint } from './checkpoint.js';
 import { createEventStore, type EventStore, type EventStoreOptions } from './eventStore.js';
+import { applicationRole, auditorRole } from './migrations.js';
 import type { RecordedEvent } from './recordedEvent.js';
 
 export interface TestStore extends AsyncDisposable {
   readonly store: EventStore;
+  /**
+   * The same schema, connected as a service or an auditor really connects: through a new login
+   * role granted the application role (INSERT and SELECT only; row-level security applies, which
+   * the owner's superuser connection bypasses) or the auditor role (reads every tenant). Each call
+   * makes a login of its own; `cleanup()` closes these stores and drops their logins.
+   *
+   * @example
+   * ```ts
+   * const service = await test.connectAs('application', { tenant: 'practice-42' });
+   * ```
+   * @throws InvalidArgumentError on PGlite, which has one session and no logins.
+   */
+  connectAs(role: 'application' | 'auditor', options?: TestStoreOptions): Promise<EventStore>;
   /** Close the store and remove its schema (and, on PostgreSQL, the roles its migrations made). */
   cleanup(): Promise<void>;
 }
@@ -36,6 +55,17 @@ export type TestStoreOptions = Omit<
   readonly connectionString?: string;
 };
 
+/** Run `work` on a connection of its own to `url`. */
+async function withClient(url: string, work: (client: pg.Client) => Promise<void>): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
 /**
  * A migrated store in a fresh schema, removed again by `cleanup()` (or `await using`).
  * Without `connectionString` it runs on an in-memory PGlite (`@electric-sql/pglite` must be
@@ -44,26 +74,26 @@ export type TestStoreOptions = Omit<
 export async function createTestStore(options: TestStoreOptions = {}): Promise<TestStore> {
   const { connectionString, ...rest } = options;
   const schema = `test_${randomBytes(5).toString('hex')}`;
+  // Stores connected through connectAs, and their logins: closed and dropped first at cleanup.
+  const logins: { readonly role: string; readonly store: EventStore }[] = [];
   let cleanup: () => Promise<void>;
   let store: EventStore;
   if (connectionString) {
     store = createEventStore({ poolSize: 4, ...rest, connectionString, schema });
     cleanup = async () => {
+      for (const login of logins) await login.store.close();
       await store.close();
-      const client = new pg.Client({ connectionString });
-      await client.connect();
-      try {
+      await withClient(connectionString, async (client) => {
+        for (const { role } of logins) await client.query(`drop role if exists "${role}"`);
         await client.query(`drop schema if exists "${schema}" cascade`);
-        for (const role of [`${schema}_app`, `${schema}_auditor`]) {
+        for (const role of [applicationRole(schema), auditorRole(schema)]) {
           const found = await client.query('select 1 from pg_roles where rolname = $1', [role]);
           if (found.rowCount) {
             await client.query(`drop owned by "${role}"`);
             await client.query(`drop role "${role}"`);
           }
         }
-      } finally {
-        await client.end();
-      }
+      });
     };
   } else {
     const { PGlite } = (await import('@electric-sql/pglite')) as { PGlite: new () => PGlite };
@@ -81,7 +111,41 @@ export async function createTestStore(options: TestStoreOptions = {}): Promise<T
     done = true;
     await cleanup();
   };
-  return { store, cleanup: once, [Symbol.asyncDispose]: once };
+  return {
+    store,
+    async connectAs(role, loginOptions = {}) {
+      if (!connectionString) {
+        throw new InvalidArgumentError('connectAs needs PostgreSQL: PGlite has one session');
+      }
+      if (role !== 'application' && role !== 'auditor') {
+        throw new InvalidArgumentError("role must be 'application' or 'auditor'");
+      }
+      if (done) throw new InvalidArgumentError('the test store has been cleaned up');
+      const login = `${schema}_login${logins.length + 1}`;
+      const group = role === 'application' ? applicationRole(schema) : auditorRole(schema);
+      // A password of its own, so it logs in wherever the server asks for one (not only on trust).
+      const password = randomBytes(16).toString('hex');
+      await withClient(connectionString, async (client) => {
+        await client.query(
+          `create role "${login}" login password '${password}' in role "${group}"`,
+        );
+      });
+      const url = new URL(connectionString);
+      url.username = login;
+      url.password = password;
+      const { connectionString: _ignored, ...storeOptions } = loginOptions;
+      const connected = createEventStore({
+        poolSize: 4,
+        ...storeOptions,
+        connectionString: url.toString(),
+        schema,
+      });
+      logins.push({ role: login, store: connected });
+      return connected;
+    },
+    cleanup: once,
+    [Symbol.asyncDispose]: once,
+  };
 }
 
 /** An expected event: its type, and the data fields that matter (a subset is enough). */

@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { applicationRole, createEventStore, type EventStore } from '@evident/eventstore';
+import type { EventStore } from '@evident/eventstore';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postgresUrl } from '#test-env';
 import { dumpOwnSchema } from '../scripts/schemaDump.js';
@@ -16,26 +16,14 @@ describe.skipIf(!postgresUrl)('schema (PostgreSQL)', () => {
   let fixture: StoreFixture;
   let owner: EventStore;
   let service: EventStore;
-  let login: string;
 
   beforeAll(async () => {
     fixture = await postgresFactory(postgresUrl!)();
     owner = fixture.store;
-    login = `${owner.schema}_svc`;
-    await owner.database.query(
-      `create role "${login}" login in role "${applicationRole(owner.schema)}"`,
-    );
-    const url = new URL(postgresUrl!);
-    url.username = login;
-    service = createEventStore({
-      connectionString: url.toString(),
-      schema: owner.schema,
-      poolSize: 4,
-    });
+    // A service logs in with its own role, granted the store's application role.
+    service = await fixture.connectAs('application');
   });
   afterAll(async () => {
-    await service?.close();
-    await owner?.database.query(`drop role if exists "${login}"`);
     await fixture?.cleanup();
   });
 

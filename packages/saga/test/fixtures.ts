@@ -14,6 +14,8 @@ export interface StoreFixture {
   readonly store: EventStore;
   readonly kind: 'pg' | 'pglite';
   readonly cleanup: () => Promise<void>;
+  /** The same schema through a login in the application or auditor role (PostgreSQL only). */
+  readonly connectAs: TestStore['connectAs'];
 }
 
 export type StoreFactory = (options?: { poolSize?: number }) => Promise<StoreFixture>;
@@ -37,10 +39,10 @@ async function migrated(
   made: Promise<TestStore>,
   kind: StoreFixture['kind'],
 ): Promise<StoreFixture> {
-  const { store, cleanup } = await made;
+  const { store, cleanup, connectAs } = await made;
   await migrateStateMachines(store);
   await migrateSagas(store);
-  return { store, kind, cleanup };
+  return { store, kind, cleanup, connectAs };
 }
 
 export const operator = { id: 'u-42', role: 'operations-lead' } as const;

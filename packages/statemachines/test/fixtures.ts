@@ -11,6 +11,8 @@ export interface StoreFixture {
   readonly store: EventStore;
   readonly kind: 'pg' | 'pglite';
   readonly cleanup: () => Promise<void>;
+  /** The same schema through a login in the application or auditor role (PostgreSQL only). */
+  readonly connectAs: TestStore['connectAs'];
 }
 
 export type StoreFactory = () => Promise<StoreFixture>;
@@ -28,9 +30,9 @@ async function migrated(
   made: Promise<TestStore>,
   kind: StoreFixture['kind'],
 ): Promise<StoreFixture> {
-  const { store, cleanup } = await made;
+  const { store, cleanup, connectAs } = await made;
   await migrateStateMachines(store);
-  return { store, kind, cleanup };
+  return { store, kind, cleanup, connectAs };
 }
 
 export const clerk = { id: 'u-17', role: 'billing-clerk' } as const;
