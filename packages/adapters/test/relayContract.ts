@@ -192,6 +192,35 @@ export function relayContract(name: string, brokers: BrokerFactory, stores: Stor
       else expect(slow.maxInFlight).toBeGreaterThan(4);
     });
 
+    it('reads each event from the log about once: its subscription takes the pages the relay read ahead', async () => {
+      const type = unique('ClaimSubmitted');
+      const { checkpoint, events } = await appendClaims(store, {
+        streams: 40,
+        perStream: 15,
+        type,
+        concurrency: 20,
+      });
+      // Every readAll of this store (the relay's reads ahead and its subscription's pages).
+      const readAll = store.readAll;
+      let read = 0;
+      store.readAll = async (options) => {
+        const page = await readAll.call(store, options);
+        read += page.events.length;
+        return page;
+      };
+      try {
+        // Pages of 50: the first page, which the subscription reads before there is anything
+        // read ahead, is read again by the read ahead.
+        const r = start({ types: [type], batchSize: 50 });
+        await r.waitFor(checkpoint, { timeoutMs: 30_000 });
+      } finally {
+        store.readAll = readAll;
+      }
+      // Twice as many when the subscription read every page again.
+      expect(read).toBeGreaterThanOrEqual(events.length);
+      expect(read).toBeLessThan(events.length * 1.5);
+    });
+
     it('checkpoints on stop what the broker confirmed, so the next relay of the name sends it again only where a stream had a publish in flight', async () => {
       const type = unique('ClaimSubmitted');
       const { events, checkpoint } = await appendClaims(store, { streams: 3, perStream: 10, type });

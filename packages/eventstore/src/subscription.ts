@@ -3,7 +3,7 @@ import pg from 'pg';
 import { type Checkpoint, decodeCheckpoint, startOfLog } from './checkpoint.js';
 import type { Database, Queryable } from './database.js';
 import { EventStoreError } from './errors.js';
-import type { EventStore } from './eventStore.js';
+import type { EventStore, ReadAllResult } from './eventStore.js';
 import type { Notifier } from './notifier.js';
 import type { RecordedEvent } from './recordedEvent.js';
 import { statementName } from './statementName.js';
@@ -69,6 +69,15 @@ export interface SubscribeOptions {
   readonly onCaughtUp?: () => Promise<void> | void;
   /** Stops the subscription when aborted. */
   readonly signal?: AbortSignal;
+  /**
+   * Events the caller has read already, offered before the subscription reads the log itself:
+   * called with the checkpoint the subscription is at and the most events it wants, it returns
+   * the events that come right after that checkpoint in the log (those the filter lets through,
+   * as `readAll` gives them) with the checkpoint after them, or `undefined` to have the log read.
+   * The subscription trusts the answer: an event left out is never handled. For a handler that
+   * reads ahead of its subscription (the outbox relay), so each event is read once.
+   */
+  readonly readAhead?: (after: Checkpoint, limit: number) => ReadAllResult | undefined;
 }
 
 export type SubscriptionState = 'starting' | 'active' | 'standby' | 'stopped' | 'failed';
@@ -209,6 +218,9 @@ export function createSubscriptions(
       throw new InvalidArgumentError(
         'subscription name must be 1-100 characters of a-z, 0-9, _ . : - starting with a letter',
       );
+    }
+    if (options.readAhead !== undefined && typeof options.readAhead !== 'function') {
+      throw new InvalidArgumentError('readAhead must be a function (after, limit)');
     }
     if (typeof options.handler !== 'function') {
       throw new InvalidArgumentError('subscribe needs a handler(event, context)');
@@ -477,12 +489,16 @@ export function createSubscriptions(
             state = 'active';
             logger.info({ subscription: name }, 'subscription active');
           }
-          const page = await store.readAll({
-            after: checkpoint,
-            limit: batchSize,
-            ...(types ? { types } : {}),
-            ...(streamTypes ? { streamTypes } : {}),
-          });
+          const offered = options.readAhead?.(checkpoint, batchSize);
+          const page =
+            offered && offered.events.length > 0
+              ? offered
+              : await store.readAll({
+                  after: checkpoint,
+                  limit: batchSize,
+                  ...(types ? { types } : {}),
+                  ...(streamTypes ? { streamTypes } : {}),
+                });
           if (page.events.length > 0) {
             chasing = 0;
             caughtUp = false;

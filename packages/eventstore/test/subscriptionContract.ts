@@ -302,9 +302,62 @@ export function subscriptionContract(name: string, factory: StoreFactory): void 
       expect(seen).toEqual([4]);
     });
 
+    it('takes the pages its readAhead offers instead of reading them, and reads the log when it offers none', async () => {
+      const filter = own();
+      const s = stream(filter.streamTypes[0]);
+      await store.append(s, events(6), { expectedVersion: 'no_stream' });
+      const { events: all } = await store.readAll({ ...filter, limit: 10 });
+      const start = '0000000000000000:0000000000000000'; // the start of the log
+      // The first three, as the caller read them (marked, so what was read again would show).
+      const offered = all.slice(0, 3).map((e) => ({ ...e, metadata: { offered: true } }));
+      const asked: [string, number][] = [];
+      const readAll = store.readAll;
+      let read = 0;
+      store.readAll = async (options) => {
+        const page = await readAll.call(store, options);
+        read += page.events.length;
+        return page;
+      };
+      const seen: RecordedEvent[] = [];
+      try {
+        const sub = track(
+          store.subscribe({
+            name: uniqueName('ahead'),
+            filter,
+            batchSize: 50,
+            handler: (e) => void seen.push(e),
+            readAhead: (after, limit) => {
+              asked.push([after, limit]);
+              return after === start
+                ? { events: offered, checkpoint: offered[2]!.checkpoint, caughtUp: false }
+                : undefined;
+            },
+          }),
+        );
+        await sub.waitFor(all[5]!.checkpoint);
+      } finally {
+        store.readAll = readAll;
+      }
+      expect(seen.map((e) => e.id)).toEqual(all.map((e) => e.id));
+      expect(seen.map((e) => e.metadata.offered ?? false)).toEqual([
+        true,
+        true,
+        true,
+        false,
+        false,
+        false,
+      ]);
+      expect(asked[0]).toEqual([start, 50]);
+      expect(asked[1]![0]).toBe(offered[2]!.checkpoint); // then from where the offered page ended
+      expect(read).toBe(3); // only the three it was not offered
+    });
+
     it('rejects a malformed name or handler', () => {
       expect(() => store.subscribe({ name: 'Bad Name', handler: () => {} })).toThrow(/name/);
       expect(() => store.subscribe({ name: 'ok', handler: undefined as never })).toThrow(/handler/);
+      expect(() =>
+        store.subscribe({ name: 'ok', handler: () => {}, readAhead: 'yes' as never }),
+      ).toThrow(/readAhead/);
     });
   });
 }

@@ -282,6 +282,9 @@ export function relay(options: RelayOptions): Relay {
   let tails = new Map<string, Promise<void>>();
   let frontier: Checkpoint | undefined;
   let reading: Promise<void> | undefined;
+  // The checkpoint of the event the handler took last. What `ahead` holds comes right after it
+  // in the log, in order: the subscription's next page, already read (see readAheadPage).
+  let handedOver: Checkpoint | undefined;
 
   function remember(id: string): void {
     confirmed.add(id);
@@ -360,6 +363,7 @@ export function relay(options: RelayOptions): Relay {
     ahead = new Map();
     tails = new Map();
     frontier = undefined;
+    handedOver = undefined;
     while (sending.size > 0) await Promise.allSettled([...sending]);
   }
 
@@ -421,8 +425,25 @@ export function relay(options: RelayOptions): Relay {
       pending = ahead.get(event.id)!;
     }
     ahead.delete(event.id);
+    handedOver = event.checkpoint;
     topUpSoon();
     return pending;
+  }
+
+  /**
+   * The subscription's next page from what was read ahead, so each event is read from the log
+   * once: when the subscription asks from the event the handler took last, the events queued
+   * behind it are the next ones in the log (read in order, after it, with the same filter).
+   * Anything else (the first page, a page after a failure or a restart) is read from the log.
+   */
+  function readAheadPage(after: Checkpoint, limit: number) {
+    if (after !== handedOver || ahead.size === 0) return undefined;
+    const events: RecordedEvent[] = [];
+    for (const { event } of ahead.values()) {
+      events.push(event);
+      if (events.length === limit) break;
+    }
+    return { events, checkpoint: events[events.length - 1]!.checkpoint, caughtUp: false };
   }
 
   async function handle(event: RecordedEvent): Promise<void> {
@@ -470,6 +491,7 @@ export function relay(options: RelayOptions): Relay {
       ? { takeoverIntervalMs: options.takeoverIntervalMs }
       : {}),
     handler: (event) => handle(event),
+    readAhead: readAheadPage,
     // Failed publishes are retried inside the handler; only unpublishable events come out, and
     // the one retry also lets a stop end the subscription instead of parking the event in hand.
     onError: {
