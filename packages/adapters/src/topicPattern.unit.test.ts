@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { assertTopic, assertTopicPattern, matchesTopic } from './topicPattern.js';
 
@@ -31,6 +32,36 @@ describe('topic patterns', () => {
       expect(() => assertTopic(topic)).toThrow(/dot-separated words/);
     },
   );
+
+  it('accepts a topic exactly when each of its dot-separated words is 1-128 allowed characters', () => {
+    const wordOk = (w: string) => /^[A-Za-z0-9_:-]{1,128}$/.test(w);
+    fc.assert(
+      fc.property(
+        fc
+          .array(
+            fc.oneof(
+              // Short words, some with characters a topic may not hold, some empty.
+              fc.string({ unit: fc.constantFrom('a', 'Z', '0', '_', ':', '-', '*', ' ', 'é') }),
+              // Words around the 128-character limit.
+              fc.string({ unit: fc.constantFrom('a', '-'), minLength: 125, maxLength: 131 }),
+            ),
+            { minLength: 1, maxLength: 3 },
+          )
+          .map((words) => words.join('.')),
+        (topic) => {
+          const valid = topic.length >= 1 && topic.length <= 255 && topic.split('.').every(wordOk);
+          let accepted = true;
+          try {
+            assertTopic(topic);
+          } catch {
+            accepted = false;
+          }
+          expect(accepted).toBe(valid);
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
 
   it('accepts wildcards only in subscription patterns', () => {
     expect(assertTopicPattern('billing.*.#')).toBe('billing.*.#');
