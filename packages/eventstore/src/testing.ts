@@ -42,7 +42,10 @@ export interface TestStore extends AsyncDisposable {
    * ```
    * @throws InvalidArgumentError on PGlite, which has one session and no logins.
    */
-  connectAs(role: 'application' | 'auditor', options?: TestStoreOptions): Promise<EventStore>;
+  connectAs(
+    role: 'application' | 'auditor',
+    options?: Omit<TestStoreOptions, 'connectionString'>,
+  ): Promise<EventStore>;
   /** Close the store and remove its schema (and, on PostgreSQL, the roles its migrations made). */
   cleanup(): Promise<void>;
 }
@@ -133,10 +136,9 @@ export async function createTestStore(options: TestStoreOptions = {}): Promise<T
       const url = new URL(connectionString);
       url.username = login;
       url.password = password;
-      const { connectionString: _ignored, ...storeOptions } = loginOptions;
       const connected = createEventStore({
         poolSize: 4,
-        ...storeOptions,
+        ...loginOptions,
         connectionString: url.toString(),
         schema,
       });
