@@ -227,3 +227,54 @@ export function oneEventParameters(
     e.occurredAt,
   ];
 }
+
+/** How many parameters an append statement of this mode and shape takes. */
+export function appendParameterCount(mode: AppendMode, shape: AppendShape): number {
+  return (shape === 'one' ? 15 : 5) + (mode === 'version' ? 1 : 0);
+}
+
+/**
+ * `size` appends of one mode and shape, to different streams, as ONE statement (group commit):
+ * each member is the single append statement above with its common table expressions renamed
+ * and its parameters renumbered (member i's `$n` is `$(i × count + n)`), its events INSERT made
+ * a CTE of its own that also returns the member's index, and the members' rows together as the
+ * result. Reusing the single statement whole keeps every rule of an append — the claim on the
+ * stream row, the chain, the tenant — exactly as it is for one.
+ *
+ * Each member keeps its own expectation: one whose expectation does not hold claims nothing and
+ * returns no row, while the others are written. Anything that raises (a missing stream, a
+ * duplicate event id, row-level security) fails the whole statement, and nothing of it is
+ * written; the caller then appends the members one by one to learn whose it was.
+ */
+export function appendGroupStatement(
+  schema: string,
+  mode: AppendMode,
+  shape: AppendShape,
+  size: number,
+  integrity = true,
+  tenanted = false,
+): string {
+  const single = appendStatement(schema, mode, shape, integrity, tenanted);
+  const count = appendParameterCount(mode, shape);
+  // The schema is set aside while names are rewritten: it may itself be one of those words.
+  const [first, ...rest] = single.split(`${schema}.`);
+  const members: string[] = [];
+  for (let i = 0; i < size; i++) {
+    const rename = (part: string) =>
+      part
+        .replace(/\$(\d+)\b/g, (_, n: string) => `$${i * count + Number(n)}`)
+        .replace(/\b(tenant|docs|claimed|chained)\b/g, `$1_${i}`);
+    const text = [rename(first!), ...rest.map(rename)].join(`${schema}.`);
+    const insertAt = text.lastIndexOf(`insert into ${schema}.events`);
+    const ctes = text
+      .slice(0, insertAt)
+      .trim()
+      .replace(/^with\s+/, '');
+    const insert = text
+      .slice(insertAt)
+      .replace('returning stream_version,', `returning ${i} as member, stream_version,`);
+    members.push(`${ctes},\n  inserted_${i} as (${insert})`);
+  }
+  return `with ${members.join(',\n')}
+  ${members.map((_, i) => `select * from inserted_${i}`).join('\n  union all ')}`;
+}

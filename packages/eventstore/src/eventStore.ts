@@ -19,6 +19,7 @@ import {
 import {
   type AppendMode,
   type AppendShape,
+  appendGroupStatement,
   appendMode,
   appendModes,
   appendStatement,
@@ -47,6 +48,12 @@ import {
   isConcurrencyError,
 } from './errors.js';
 import { type ExpectedVersion, expectedVersionCode } from './expectedVersion.js';
+import {
+  createGroupQueue,
+  type GroupCommitOptions,
+  type GroupMember,
+  groupCommitSettings,
+} from './groupCommit.js';
 import { type AppendedRow, createInlineProjections } from './inlineProjections.js';
 import {
   loadMigrations,
@@ -128,6 +135,16 @@ export type EventStoreOptions = EventStoreConnection & {
    * PHI reads and writes closed. @defaultValue PHI fields are stored as given
    */
   readonly phi?: PhiOptions;
+  /**
+   * Group commit: appends to different streams that arrive while earlier ones are being written
+   * go together as one statement — one round trip and one transaction — each keeping its own
+   * expectation and outcome (a `ConcurrencyError` of one does not touch the others). It saves
+   * the client and server work of a statement per append when many appends are in flight at
+   * once (a saga worker's instances, a busy API); it costs an append the wait for a running
+   * group when the groups' `statements` are busy. `true` takes the defaults.
+   * @defaultValue off: every append is its own statement
+   */
+  readonly groupCommit?: boolean | GroupCommitOptions;
   /** Pool size when the store opens its own pool from a connection string. @defaultValue 16 */
   readonly poolSize?: number;
   /**
@@ -384,6 +401,7 @@ function createStoreOn(raw: Database, options: EventStoreOptions): EventStore {
     throw new InvalidArgumentError(`tenant must be 1-128 characters matching ${tenantPattern}`);
   }
   const integrity = options.integrity ?? true;
+  const grouping = groupCommitSettings(options.groupCommit);
   // Everything but the append itself runs through `db`, which sets the tenant per transaction;
   // the append statement sets it on its own (see appendSql.ts).
   const db: Database = tenant === undefined ? raw : scopeToTenant(raw, tenant);
@@ -517,16 +535,7 @@ function createStoreOn(raw: Database, options: EventStoreOptions): EventStore {
   ): Promise<AppendResult> {
     const mode = appendMode(expectedVersion);
     const shape: AppendShape = encoded.single ? 'one' : 'many';
-    const params: unknown[] = encoded.single
-      ? oneEventParameters(
-          stream,
-          encoded.single.envelope,
-          encoded.single.data,
-          encoded.single.metadata,
-          tenantParameter,
-        )
-      : [stream.type, stream.id, encoded.count, encoded.json, tenantParameter];
-    if (mode === 'version') params.push(expectedVersion);
+    const params = appendParameters(stream, encoded, expectedVersion);
     const statement = appendSql[shape][mode];
     // The unscoped connection runs outside any transaction: its follow-up reads go through the
     // tenant-scoped one. Inside a transaction, the transaction already has the tenant.
@@ -550,6 +559,30 @@ function createStoreOn(raw: Database, options: EventStoreOptions): EventStore {
       throw new ConcurrencyError(stream, expectedVersion, await currentVersion(reader, stream));
     }
     if (inlineEvents) await inline.apply(q, stream, inlineEvents, rows);
+    return appendResult(last);
+  }
+
+  /** An append statement's parameters, in order (see appendSql.ts). */
+  function appendParameters(
+    stream: StreamId,
+    encoded: Encoded,
+    expectedVersion: ExpectedVersion,
+  ): unknown[] {
+    const params: unknown[] = encoded.single
+      ? oneEventParameters(
+          stream,
+          encoded.single.envelope,
+          encoded.single.data,
+          encoded.single.metadata,
+          tenantParameter,
+        )
+      : [stream.type, stream.id, encoded.count, encoded.json, tenantParameter];
+    if (appendMode(expectedVersion) === 'version') params.push(expectedVersion);
+    return params;
+  }
+
+  /** The result of an append from the row of its last event. */
+  function appendResult(last: AppendedRow): AppendResult {
     const position = Number(last.global_position);
     return {
       nextExpectedVersion: Number(last.stream_version),
@@ -557,6 +590,93 @@ function createStoreOn(raw: Database, options: EventStoreOptions): EventStore {
       checkpoint: encodeCheckpoint(last.transaction_id, position),
       recordedAt: isoFromEpochMs(last.recorded_at),
     };
+  }
+
+  /** An append waiting for its group (see `groupCommit`). */
+  interface Waiting extends GroupMember {
+    readonly stream: StreamId;
+    readonly encoded: Encoded;
+    readonly expectedVersion: ExpectedVersion;
+    readonly mode: AppendMode;
+    readonly shape: AppendShape;
+    readonly settle: (outcome: Promise<AppendResult>) => void;
+  }
+  /** Group statements by kind and size, made when first needed (at most 8 × maxAppends). */
+  const groupStatements = new Map<string, { text: string; name: string }>();
+  const groupStatement = (mode: AppendMode, shape: AppendShape, size: number) => {
+    const key = `${mode}/${shape}/${size}`;
+    let statement = groupStatements.get(key);
+    if (!statement) {
+      const text = appendGroupStatement(s, mode, shape, size, integrity, tenant !== undefined);
+      statement = { text, name: statementName(text) };
+      groupStatements.set(key, statement);
+    }
+    return statement;
+  };
+
+  /** Write a group in one statement and settle each member with its own outcome. */
+  async function appendGroup(group: Waiting[]): Promise<void> {
+    const alone = (m: Waiting) => {
+      const outcome = appendEncoded(raw, m.stream, m.encoded, m.expectedVersion);
+      m.settle(outcome);
+      return outcome.then(
+        () => {},
+        () => {},
+      );
+    };
+    if (group.length === 1) return alone(group[0]!);
+    const { mode, shape } = group[0]!;
+    const statement = groupStatement(mode, shape, group.length);
+    const params: unknown[] = [];
+    for (const m of group) params.push(...appendParameters(m.stream, m.encoded, m.expectedVersion));
+    let rows: (AppendedRow & { member: number })[];
+    try {
+      rows = await raw.query(statement.text, params, statement.name);
+    } catch {
+      // Nothing of the group was written. One by one, each member meets its own outcome (its
+      // error, or success when another member's was the cause).
+      await Promise.all(group.map(alone));
+      return;
+    }
+    const last: (AppendedRow | undefined)[] = new Array(group.length);
+    for (const row of rows) {
+      const seen = last[row.member];
+      if (!seen || Number(row.stream_version) > Number(seen.stream_version)) last[row.member] = row;
+    }
+    group.forEach((m, i) => {
+      const row = last[i];
+      m.settle(
+        row
+          ? Promise.resolve(appendResult(row))
+          : currentVersion(db, m.stream).then((actual) => {
+              throw new ConcurrencyError(m.stream, m.expectedVersion, actual);
+            }),
+      );
+    });
+  }
+  const enqueue = grouping ? createGroupQueue<Waiting>(grouping, appendGroup) : undefined;
+
+  /** Append through the group queue when group commit is on, else as a statement of its own. */
+  function appendOutsideTransaction(
+    stream: StreamId,
+    encoded: Encoded,
+    expectedVersion: ExpectedVersion,
+  ): Promise<AppendResult> {
+    if (!enqueue) return appendEncoded(raw, stream, encoded, expectedVersion);
+    const mode = appendMode(expectedVersion);
+    const shape: AppendShape = encoded.single ? 'one' : 'many';
+    return new Promise((resolve, reject) =>
+      enqueue({
+        streamKey: `${stream.type}\u0000${stream.id}`,
+        kind: `${mode}/${shape}`,
+        stream,
+        encoded,
+        expectedVersion,
+        mode,
+        shape,
+        settle: (outcome) => outcome.then(resolve, reject),
+      }),
+    );
   }
 
   /**
@@ -671,7 +791,7 @@ function createStoreOn(raw: Database, options: EventStoreOptions): EventStore {
             await inline.lock(tx);
             return appendEncoded(tx, stream, encoded, expectedVersion, events);
           })
-        : await appendEncoded(raw, stream, encoded, expectedVersion);
+        : await appendOutsideTransaction(stream, encoded, expectedVersion);
       notifier.ring();
       return result;
     } catch (error) {

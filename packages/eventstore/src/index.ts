@@ -46,6 +46,7 @@ export {
   type StreamRead,
 } from './eventStore.js';
 export type { ExpectedVersion } from './expectedVersion.js';
+export type { GroupCommitOptions } from './groupCommit.js';
 export {
   type BrokenLink,
   type BrokenLinkReason,

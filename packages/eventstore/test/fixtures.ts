@@ -39,6 +39,12 @@ export function postgresFactory(url: string): StoreFactory {
   };
 }
 
+/** The same factory with `defaults` under every store's own options (e.g. group commit on). */
+export const withDefaults =
+  (factory: StoreFactory, defaults: Parameters<StoreFactory>[0]): StoreFactory =>
+  (options = {}) =>
+    factory({ ...defaults, ...options });
+
 export function pgliteFactory(): StoreFactory {
   return async (options = {}) => {
     const db = new PGlite();
