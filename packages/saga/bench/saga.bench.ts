@@ -55,6 +55,9 @@ const inFlight = workers * perWorker;
 const poolPerWorker = Number(process.env.BENCH_POOL ?? 4);
 const connections = workers * poolPerWorker;
 const schema = `bench_saga_${process.pid}`;
+// The workers' stores use group commit, as docs/sagas.md recommends for worker processes; the same
+// sagas on stores without it run in the same rounds, for the difference it makes.
+const groupCommit = true;
 const steps = 7;
 
 // Step timestamps of each running instance: [start1, end1, start2, end2, ...].
@@ -111,7 +114,9 @@ const countStatements = (store: EventStore) => {
     const name = typeof c === 'string' ? undefined : c.name;
     count(
       /insert into \S+\.events \(/.test(text)
-        ? `append ${name}`
+        ? text.includes('inserted_1 as')
+          ? 'append group (several appends in one statement)'
+          : 'append'
         : (name ?? text.replace(/\s+/g, ' ').slice(0, 30)),
     );
     viaQuery = true;
@@ -146,18 +151,30 @@ const stepRow = (streamId: string, version: number) => {
 async function main() {
   // The ceiling's own connections, as many as the workers have together.
   const pool = new pg.Pool({ connectionString: url, max: connections });
-  const stores = Array.from({ length: workers }, () =>
-    createEventStore({ connectionString: url, schema, poolSize: poolPerWorker }),
-  );
+  const storesOf = (withGroupCommit: boolean) =>
+    Array.from({ length: workers }, () =>
+      createEventStore({
+        connectionString: url,
+        schema,
+        poolSize: poolPerWorker,
+        groupCommit: withGroupCommit && groupCommit,
+      }),
+    );
+  const stores = storesOf(true);
+  const storesWithout = storesOf(false);
   let runtimes: SagaRuntime[] = [];
+  let runtimesWithout: SagaRuntime[] = [];
   try {
     await stores[0]!.migrate();
     await migrateSagas(stores[0]!);
     await pool.query(`create table "${schema}".ceiling (like "${schema}".events including all)`);
     for (const store of stores) countStatements(store);
-    runtimes = stores.map((store) =>
-      createSagaRuntime({ store, sagas: [saga], workers: { concurrency: perWorker } }),
-    );
+    const runtimesOf = (on: EventStore[]) =>
+      on.map((store) =>
+        createSagaRuntime({ store, sagas: [saga], workers: { concurrency: perWorker } }),
+      );
+    runtimes = runtimesOf(stores);
+    runtimesWithout = runtimesOf(storesWithout);
 
     let next = 0;
     /** Start one saga on `runtime`, wait for its end, collect its step gaps. */
@@ -169,8 +186,8 @@ async function main() {
       takeGaps(id, gaps);
       return 1;
     };
-    const sagaLoop = (prefix: string, ms: number, gaps: number[]) =>
-      throughput(inFlight, ms, (lane) => runOne(runtimes[lane % workers]!, prefix, gaps));
+    const sagaLoop = (prefix: string, ms: number, gaps: number[], on = runtimes) =>
+      throughput(inFlight, ms, (lane) => runOne(on[lane % workers]!, prefix, gaps));
     const insertLatencies: number[] = [];
     const insertLoop = (prefix: string, lanes: number, ms: number) =>
       throughput(lanes, ms, async (lane, i) => {
@@ -183,6 +200,7 @@ async function main() {
     // Warm up connections, prepared statements, plan caches and the JIT.
     await insertLoop('warm', connections, 1000);
     await sagaLoop('warm', 2000, []);
+    await sagaLoop('warm-without', 2000, [], runtimesWithout);
     statements.clear();
 
     const figures = {
@@ -196,6 +214,8 @@ async function main() {
       // CPU time per saga and per ceiling INSERT (this process; PostgreSQL when it runs here).
       sagaCpu: [] as CpuPerOperation[],
       insertCpu: [] as CpuPerOperation[],
+      sagasWithout: [] as number[],
+      sagaCpuWithout: [] as CpuPerOperation[],
     };
     for (let round = 0; round < rounds; round++) {
       insertLatencies.length = 0;
@@ -214,6 +234,10 @@ async function main() {
       gaps.sort((a, b) => a - b);
       figures.gapP50.push(percentile(gaps, 50));
       figures.gapP99.push(percentile(gaps, 99));
+      const beforeWithout = next;
+      const meterWithout = startCpuMeter();
+      figures.sagasWithout.push(await sagaLoop(`w${round}`, seconds * 1000, [], runtimesWithout));
+      figures.sagaCpuWithout.push(meterWithout.perOperation(next - beforeWithout));
     }
     const perSaga = [...statements.entries()]
       .sort((a, b) => b[1] - a[1])
@@ -270,6 +294,18 @@ async function main() {
       ceilingRounds: figures.inserts.map(Math.round),
     });
     report({
+      bench: 'saga.sevenStep.throughput.groupCommit',
+      description: "the same sagas with their stores' group commit on, beside it off (same rounds)",
+      value: median(figures.sagas),
+      unit: 'sagas/s',
+      ceiling: median(figures.sagasWithout),
+      ceilingName: 'the same sagas on stores without group commit (sagas/s)',
+      cpuMicrosPerSaga: medianCpu(figures.sagaCpu),
+      ceilingCpuMicrosPerSaga: medianCpu(figures.sagaCpuWithout),
+      rounds: figures.sagas.map(Math.round),
+      ceilingRounds: figures.sagasWithout.map(Math.round),
+    });
+    report({
       bench: 'saga.sevenStep.stepOverhead.p50',
       description: `end of one step to the start of the next, ${inFlight} in flight (Little's law: about in-flight / steps per second)`,
       value: median(figures.gapP50),
@@ -307,8 +343,8 @@ async function main() {
       rounds: alone.gapP99.map((v) => Math.round(v * 100) / 100),
     });
   } finally {
-    await Promise.all(runtimes.map((r) => r.stop()));
-    await Promise.all(stores.map((s) => s.close()));
+    await Promise.all([...runtimes, ...runtimesWithout].map((r) => r.stop()));
+    await Promise.all([...stores, ...storesWithout].map((s) => s.close()));
     await dropSchema(url, schema);
     await pool.end();
   }

@@ -105,8 +105,10 @@ describe.skipIf(!canRestart())('PostgreSQL restarted under saga workloads (real 
       await client.start('eligibility-batch', { claimId: `c-${i}` }, { id: ids[i]! });
     }
     await client.stop();
-    for (let w = 0; w < 2; w++) {
-      const worker = await start([postgresUrl!, store.schema, 'work', '5000']);
+    // One worker's store groups its appends (group commit), the other's does not: a restart
+    // breaks group statements and single appends alike.
+    for (const mode of ['work', 'work-grouped']) {
+      const worker = await start([postgresUrl!, store.schema, mode, '5000']);
       children.push(worker);
     }
     // Restart once the run is well under way.

@@ -20,14 +20,20 @@ export interface StoreFixture {
 
 export type StoreFactory = (options?: { poolSize?: number }) => Promise<StoreFixture>;
 
+/** Options of the event store every store of a factory is made with (e.g. group commit on). */
+export type StoreDefaults = Pick<Parameters<typeof createTestStore>[0] & {}, 'groupCommit'>;
+
 export const uniqueSchema = (prefix = 'sg') => `${prefix}_${randomBytes(5).toString('hex')}`;
 
 /** Drop a schema and the roles its migrations created. */
 export { dropSchema };
 
-export function postgresFactory(url: string): StoreFactory {
+export function postgresFactory(url: string, defaults: StoreDefaults = {}): StoreFactory {
   return (options = {}) =>
-    migrated(createTestStore({ connectionString: url, poolSize: options.poolSize ?? 6 }), 'pg');
+    migrated(
+      createTestStore({ ...defaults, connectionString: url, poolSize: options.poolSize ?? 6 }),
+      'pg',
+    );
 }
 
 export function pgliteFactory(): StoreFactory {

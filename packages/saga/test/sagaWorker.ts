@@ -6,6 +6,7 @@
  *   start-hang-before-effect  start <sagaId>; its claim step hangs before its effect
  *   start-sleep               start <sagaId> of the timer saga (sleeps 3 s in database time)
  *   work                      run workers until killed
+ *   work-grouped              the same, on a store with group commit on
  *
  * Prints `ready`, `started`, `in-step <attempt>` and `effect <attempt>` lines for the parent.
  */
@@ -21,7 +22,12 @@ const [url, schema, mode, leaseMs, sagaId] = process.argv.slice(2) as [
   string?,
 ];
 const say = (line: string) => process.stdout.write(`${line}\n`);
-const store = createEventStore({ connectionString: url, schema, poolSize: 4 });
+const store = createEventStore({
+  connectionString: url,
+  schema,
+  poolSize: 4,
+  groupCommit: mode === 'work-grouped',
+});
 const hang =
   mode === 'start-hang-after-effect'
     ? 'after'
