@@ -654,7 +654,9 @@ function createStoreOn(raw: Database, options: EventStoreOptions): EventStore {
       );
     });
   }
-  const enqueue = grouping ? createGroupQueue<Waiting>(grouping, appendGroup) : undefined;
+  const enqueue = grouping
+    ? createGroupQueue<Waiting>({ ...grouping, maxEvents: limits.maxBatchEvents }, appendGroup)
+    : undefined;
 
   /** Append through the group queue when group commit is on, else as a statement of its own. */
   function appendOutsideTransaction(
@@ -669,6 +671,7 @@ function createStoreOn(raw: Database, options: EventStoreOptions): EventStore {
       enqueue({
         streamKey: `${stream.type}\u0000${stream.id}`,
         kind: `${mode}/${shape}`,
+        events: encoded.count,
         stream,
         encoded,
         expectedVersion,

@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postgresUrl } from '#test-env';
 import {
@@ -14,6 +15,7 @@ import {
   type AppendResult,
   ConcurrencyError,
   createEventStore,
+  DuplicateEventError,
   type EventStore,
   verifyStream,
 } from './index.js';
@@ -78,20 +80,37 @@ function groupCommitContract(name: string, factory: StoreFactory): void {
       }
     });
 
-    it('an append that fails the group statement gets its error; the others are written', async () => {
+    it('an append that fails the group statement gets its own error; the others are written', async () => {
+      const stored = event();
+      await store.append(stream(), [stored], { expectedVersion: 'no_stream' });
+      const reused = stream();
+      const fresh = [stream(), stream(), stream()];
+      const blocker = store.append(stream(), [event()], { expectedVersion: 'no_stream' });
+      const [refused, ...others] = await Promise.allSettled([
+        // An event id stored in another stream: its insert raises inside the group's statement.
+        store.append(reused, [stored], { expectedVersion: 'no_stream' }),
+        ...fresh.map((s) => store.append(s, [event()], { expectedVersion: 'no_stream' })),
+      ]);
+      await blocker;
+      expect((refused as PromiseRejectedResult).reason).toBeInstanceOf(DuplicateEventError);
+      expect(await store.streamVersion(reused)).toBe(0);
+      expect(others.map((o) => o.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled']);
+      for (const s of fresh) expect(await store.streamVersion(s)).toBe(1);
+    });
+
+    it('a stream that must exist and does not is refused within a group', async () => {
       const missing = stream();
-      const existing = Array.from({ length: 3 }, () => stream());
+      const existing = [stream(), stream()];
       for (const s of existing) await store.append(s, [event()], { expectedVersion: 'no_stream' });
       const blocker = store.append(stream(), [event()], { expectedVersion: 'no_stream' });
       const [refused, ...others] = await Promise.allSettled([
-        // "The stream must exist" of a missing stream raises inside the group's statement.
         store.append(missing, [event()], { expectedVersion: 'exists' }),
         ...existing.map((s) => store.append(s, [event()], { expectedVersion: 'exists' })),
       ]);
       await blocker;
       expect((refused as PromiseRejectedResult).reason).toBeInstanceOf(ConcurrencyError);
       expect(await store.streamVersion(missing)).toBe(0);
-      expect(others.map((o) => o.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled']);
+      expect(others.map((o) => o.status)).toEqual(['fulfilled', 'fulfilled']);
       for (const s of existing) expect(await store.streamVersion(s)).toBe(2);
     });
 
@@ -146,6 +165,27 @@ function groupCommitContract(name: string, factory: StoreFactory): void {
       }
     });
 
+    it('a group holds no more events than one append may', async () => {
+      const small = await factory({
+        groupCommit: { statements: 1 },
+        limits: { maxBatchEvents: 10 },
+      });
+      try {
+        const blocker = small.store.append(stream(), [event()], { expectedVersion: 'no_stream' });
+        const results = await Promise.all(
+          [stream(), stream(), stream()].map((s) =>
+            small.store.append(s, events(4), { expectedVersion: 'no_stream' }),
+          ),
+        );
+        await blocker;
+        // 4 + 4 fit in 10; the third waits for the next statement.
+        expect(transactionOf(results[0]!)).toBe(transactionOf(results[1]!));
+        expect(transactionOf(results[2]!)).not.toBe(transactionOf(results[0]!));
+      } finally {
+        await small.cleanup();
+      }
+    });
+
     it('appends of different kinds wait for groups of their own kind', async () => {
       const singles = Array.from({ length: 3 }, () => stream());
       const batches = Array.from({ length: 3 }, () => stream());
@@ -166,6 +206,51 @@ function groupCommitContract(name: string, factory: StoreFactory): void {
 groupCommitContract('PGlite', pgliteFactory());
 describe.skipIf(!postgresUrl)('PostgreSQL', () => {
   groupCommitContract('PostgreSQL', postgresFactory(postgresUrl!));
+
+  it('a group whose connection is killed mid-statement writes nothing; its appends are made again one by one', async () => {
+    const fixture = await postgresFactory(postgresUrl!)({ groupCommit: { statements: 1 } });
+    const locker = new pg.Client({ connectionString: postgresUrl! });
+    await locker.connect();
+    try {
+      const { store } = fixture;
+      const streams = [stream(), stream(), stream()];
+      for (const s of streams) await store.append(s, [event()], { expectedVersion: 'no_stream' });
+      // Hold the first stream's row so the group's statement waits on it.
+      await locker.query('begin');
+      await locker.query(
+        `select * from "${store.schema}".streams where stream_type = $1 and stream_id = $2 for update`,
+        [streams[0]!.type, streams[0]!.id],
+      );
+      const blocker = store.append(stream(), [event()], { expectedVersion: 'no_stream' });
+      const appends = streams.map((s) => store.append(s, [event()], { expectedVersion: 1 }));
+      await blocker;
+      let waiting: number | undefined;
+      for (let tries = 0; waiting === undefined && tries < 500; tries++) {
+        // From outside the locker's transaction, whose view of pg_stat_activity is a snapshot.
+        const rows = await store.database.query<{ pid: number }>(
+          `select pid from pg_stat_activity
+           where wait_event_type = 'Lock' and query like '%claimed_0 as%' and query like $1`,
+          [`%"${store.schema}".streams%`],
+        );
+        if (rows.length === 1) waiting = rows[0]!.pid;
+        else await new Promise((r) => setTimeout(r, 10));
+      }
+      expect(waiting).toBeDefined();
+      await locker.query('select pg_terminate_backend($1)', [waiting]);
+      await locker.query('commit');
+      const results = await Promise.all(appends);
+      expect(results.map((r) => r.nextExpectedVersion)).toEqual([2, 2, 2]);
+      expect(distinct(results)).toBe(3); // one by one: each its own transaction
+      for (const s of streams) {
+        const read = await store.readStream(s);
+        expect(read.map((e) => e.streamVersion)).toEqual([1, 2]);
+        expect((await verifyStream(store, s)).ok).toBe(true);
+      }
+    } finally {
+      await locker.end();
+      await fixture.cleanup();
+    }
+  });
 
   it('a tenant store groups its appends under its tenant', async () => {
     const fixture = await postgresFactory(postgresUrl!)({

@@ -46,16 +46,19 @@ export interface GroupMember {
   readonly streamKey: string;
   /** Only members of one kind share a statement (see `createGroupQueue`). */
   readonly kind: string;
+  /** Its events: a group holds no more than the largest single append may. */
+  readonly events: number;
 }
 
 /**
  * A queue that runs members in groups: up to `statements` groups at once, each of up to
- * `maxAppends` members of one kind on distinct streams, taken in arrival order. One kind per
+ * `maxAppends` members of one kind on distinct streams and of at most `maxEvents` events
+ * together (a member larger than that goes alone), taken in arrival order. One kind per
  * group keeps the statements few (a kind and a size each) and so the prepared statements a
  * connection holds bounded. A member that finds a slot free runs at once, alone.
  */
 export function createGroupQueue<M extends GroupMember>(
-  settings: GroupCommitSettings,
+  settings: GroupCommitSettings & { readonly maxEvents: number },
   run: (group: M[]) => Promise<void>,
 ): (member: M) => void {
   let waiting: M[] = [];
@@ -66,9 +69,16 @@ export function createGroupQueue<M extends GroupMember>(
     const group: M[] = [];
     const streams = new Set<string>();
     const rest: M[] = [];
+    let events = 0;
     for (const m of waiting) {
-      if (group.length < settings.maxAppends && m.kind === kind && !streams.has(m.streamKey)) {
+      if (
+        group.length < settings.maxAppends &&
+        m.kind === kind &&
+        !streams.has(m.streamKey) &&
+        (group.length === 0 || events + m.events <= settings.maxEvents)
+      ) {
         streams.add(m.streamKey);
+        events += m.events;
         group.push(m);
       } else {
         rest.push(m);
