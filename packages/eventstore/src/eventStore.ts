@@ -624,7 +624,11 @@ function createStoreOn(raw: Database, options: EventStoreOptions): EventStore {
         () => {},
       );
     };
-    if (group.length === 1) return alone(group[0]!);
+    const size = group.length;
+    if (size === 1) {
+      metricsNow().appendGroupSize.record(1, { 'evident.outcome': 'ok' });
+      return alone(group[0]!);
+    }
     const { mode, shape } = group[0]!;
     const statement = groupStatement(mode, shape, group.length);
     const params: unknown[] = [];
@@ -633,11 +637,13 @@ function createStoreOn(raw: Database, options: EventStoreOptions): EventStore {
     try {
       rows = await raw.query(statement.text, params, statement.name);
     } catch {
+      metricsNow().appendGroupSize.record(size, { 'evident.outcome': 'split' });
       // Nothing of the group was written. One by one, each member meets its own outcome (its
       // error, or success when another member's was the cause).
       await Promise.all(group.map(alone));
       return;
     }
+    metricsNow().appendGroupSize.record(size, { 'evident.outcome': 'ok' });
     const last: (AppendedRow | undefined)[] = new Array(group.length);
     for (const row of rows) {
       const seen = last[row.member];

@@ -145,6 +145,30 @@ describe.skipIf(!postgresUrl)('telemetry of the event store', () => {
     expect(Number(point!.value)).toBeGreaterThan(0);
   });
 
+  it('reports the size of every group commit statement', async () => {
+    const grouping = createEventStore({
+      pool: fixture.store.database.pool!,
+      schema: fixture.store.schema,
+      groupCommit: { statements: 1 },
+    });
+    const blocker = grouping.append(stream('claim'), events(1), { expectedVersion: 'no_stream' });
+    await Promise.all(
+      [1, 2, 3].map(() =>
+        grouping.append(stream('claim'), events(1), { expectedVersion: 'no_stream' }),
+      ),
+    );
+    await blocker;
+    const { resourceMetrics } = await reader.collect();
+    const sizes = resourceMetrics.scopeMetrics
+      .flatMap((s) => s.metrics)
+      .find((m) => m.descriptor.name === 'evident.eventstore.append.group_size')!;
+    const ok = sizes.dataPoints.find((p) => p.attributes['evident.outcome'] === 'ok')!;
+    const value = ok.value as { count: number; sum: number };
+    // The first append alone, then the other three in one statement.
+    expect(value.count).toBe(2);
+    expect(value.sum).toBe(4);
+  });
+
   it('never puts a PHI payload field in a span attribute or a log line', async () => {
     const marker = 'Jane-Q-Patient-1980-02-29';
     spans.reset();

@@ -31,6 +31,12 @@ function createInstruments(meter: Meter) {
       description: 'Time to append one batch, including conflicts',
       unit: 'ms',
     }),
+    appendGroupSize: meter.createHistogram('evident.eventstore.append.group_size', {
+      description:
+        'Appends per group commit statement; outcome "split" when it failed and its appends were made one by one',
+      unit: '{append}',
+      advice: { explicitBucketBoundaries: [1, 2, 4, 8, 16, 32, 64] },
+    }),
     handledEvents: meter.createCounter('evident.eventstore.subscription.handled_events', {
       description: 'Events handled by subscriptions',
       unit: '{event}',
