@@ -1,3 +1,4 @@
+import { isEvidentError } from '@evident/envelope';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postgresUrl } from '#test-env';
 import {
@@ -18,6 +19,7 @@ import {
   type EventStore,
   verifyStream,
 } from './index.js';
+import { createTestStore } from './testing.js';
 
 const transactionOf = (r: AppendResult) => decodeCheckpoint(r.checkpoint).transactionId;
 const distinct = (results: readonly AppendResult[]) => new Set(results.map(transactionOf)).size;
@@ -205,6 +207,48 @@ function groupCommitContract(name: string, factory: StoreFactory): void {
 groupCommitContract('PGlite', pgliteFactory());
 describe.skipIf(!postgresUrl)('PostgreSQL', () => {
   groupCommitContract('PostgreSQL', postgresFactory(postgresUrl!));
+
+  it('groups as the application role under row-level security, one tenant never reaching another', async () => {
+    const test = await createTestStore({ connectionString: postgresUrl! });
+    try {
+      const a = await test.connectAs('application', {
+        tenant: 'practice-7',
+        groupCommit: { statements: 1 },
+      });
+      const b = await test.connectAs('application', { tenant: 'practice-8' });
+      const theirs = stream();
+      await b.append(theirs, [event()], { expectedVersion: 'no_stream' });
+      const ours = [stream(), stream(), stream()];
+      for (const s of ours) await a.append(s, [event()], { expectedVersion: 'no_stream' });
+      const blocker = a.append(stream(), [event()], { expectedVersion: 'no_stream' });
+      const [refused, ...written] = await Promise.allSettled([
+        // Another tenant's stream: its claim raises under row-level security, inside the group.
+        a.append(theirs, [event()], { expectedVersion: 1 }),
+        ...ours.map((s) => a.append(s, [event()], { expectedVersion: 1 })),
+      ]);
+      await blocker;
+      const error = (refused as PromiseRejectedResult).reason;
+      expect(isEvidentError(error, 'STREAM_NOT_ACCESSIBLE', 'CONCURRENCY_CONFLICT')).toBe(true);
+      expect(written.map((o) => o.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled']);
+      expect(await b.streamVersion(theirs)).toBe(1);
+      for (const s of ours) {
+        expect((await a.readStream(s)).map((e) => e.tenantId)).toEqual([
+          'practice-7',
+          'practice-7',
+        ]);
+        expect(await b.readStream(s)).toEqual([]);
+      }
+      // And when nothing raises, the same role's appends share one statement.
+      const blocker2 = a.append(stream(), [event()], { expectedVersion: 'no_stream' });
+      const grouped = await Promise.all(
+        ours.map((s) => a.append(s, [event()], { expectedVersion: 2 })),
+      );
+      await blocker2;
+      expect(distinct(grouped)).toBe(1);
+    } finally {
+      await test.cleanup();
+    }
+  });
 
   it('a tenant store groups its appends under its tenant', async () => {
     const fixture = await postgresFactory(postgresUrl!)({
