@@ -601,6 +601,13 @@ function createStoreOn(raw: Database, options: EventStoreOptions): EventStore {
     readonly shape: AppendShape;
     readonly settle: (outcome: Promise<AppendResult>) => void;
   }
+  /**
+   * An append of this many events goes alone even with group commit: its statement already
+   * carries enough rows to pay for itself, and groups of such appends in the few group statements
+   * used fewer of the server's backends than the appends would alone (100-event appends from 16
+   * writers: 0.82 of their rate without group commit).
+   */
+  const aloneFrom = 16;
   /** Group statements by kind and size, made when first needed (at most 8 × maxAppends). */
   const groupStatements = new Map<string, { text: string; name: string }>();
   const groupStatement = (mode: AppendMode, shape: AppendShape, size: number) => {
@@ -670,7 +677,9 @@ function createStoreOn(raw: Database, options: EventStoreOptions): EventStore {
     encoded: Encoded,
     expectedVersion: ExpectedVersion,
   ): Promise<AppendResult> {
-    if (!enqueue) return appendEncoded(raw, stream, encoded, expectedVersion);
+    if (!enqueue || encoded.count >= aloneFrom) {
+      return appendEncoded(raw, stream, encoded, expectedVersion);
+    }
     const mode = appendMode(expectedVersion);
     const shape: AppendShape = encoded.single ? 'one' : 'many';
     return new Promise((resolve, reject) =>

@@ -187,6 +187,19 @@ function groupCommitContract(name: string, factory: StoreFactory): void {
       }
     });
 
+    it('an append of 16 events or more goes alone', async () => {
+      const blocker = store.append(stream(), [event()], { expectedVersion: 'no_stream' });
+      const append = (size: number) =>
+        store.append(stream(), events(size), { expectedVersion: 'no_stream' });
+      const [large, small] = await Promise.all([
+        Promise.all([append(16), append(16)]),
+        Promise.all([append(15), append(15)]),
+      ]);
+      await blocker;
+      expect(distinct(large)).toBe(2);
+      expect(distinct(small)).toBe(1);
+    });
+
     it('appends of different kinds wait for groups of their own kind', async () => {
       const singles = Array.from({ length: 3 }, () => stream());
       const batches = Array.from({ length: 3 }, () => stream());
