@@ -597,8 +597,6 @@ function createStoreOn(raw: Database, options: EventStoreOptions): EventStore {
     readonly stream: StreamId;
     readonly encoded: Encoded;
     readonly expectedVersion: ExpectedVersion;
-    readonly mode: AppendMode;
-    readonly shape: AppendShape;
     readonly settle: (outcome: Promise<AppendResult>) => void;
   }
   /**
@@ -636,8 +634,13 @@ function createStoreOn(raw: Database, options: EventStoreOptions): EventStore {
       metricsNow().appendGroupSize.record(1, { 'evident.outcome': 'ok' });
       return alone(group[0]!);
     }
-    const { mode, shape } = group[0]!;
-    const statement = groupStatement(mode, shape, group.length);
+    // One kind per group (see createGroupQueue): the first member's mode and shape are all's.
+    const first = group[0]!;
+    const statement = groupStatement(
+      appendMode(first.expectedVersion),
+      first.encoded.single ? 'one' : 'many',
+      size,
+    );
     const params: unknown[] = [];
     for (const m of group) params.push(...appendParameters(m.stream, m.encoded, m.expectedVersion));
     let rows: (AppendedRow & { member: number })[];
@@ -651,7 +654,7 @@ function createStoreOn(raw: Database, options: EventStoreOptions): EventStore {
       return;
     }
     metricsNow().appendGroupSize.record(size, { 'evident.outcome': 'ok' });
-    const last: (AppendedRow | undefined)[] = new Array(group.length);
+    const last: (AppendedRow | undefined)[] = new Array(size);
     for (const row of rows) {
       const seen = last[row.member];
       if (!seen || Number(row.stream_version) > Number(seen.stream_version)) last[row.member] = row;
@@ -680,18 +683,14 @@ function createStoreOn(raw: Database, options: EventStoreOptions): EventStore {
     if (!enqueue || encoded.count >= aloneFrom) {
       return appendEncoded(raw, stream, encoded, expectedVersion);
     }
-    const mode = appendMode(expectedVersion);
-    const shape: AppendShape = encoded.single ? 'one' : 'many';
     return new Promise((resolve, reject) =>
       enqueue({
         streamKey: `${stream.type}\u0000${stream.id}`,
-        kind: `${mode}/${shape}`,
+        kind: `${appendMode(expectedVersion)}/${encoded.single ? 'one' : 'many'}`,
         events: encoded.count,
         stream,
         encoded,
         expectedVersion,
-        mode,
-        shape,
         settle: (outcome) => outcome.then(resolve, reject),
       }),
     );

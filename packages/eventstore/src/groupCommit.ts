@@ -21,14 +21,17 @@ export interface GroupCommitSettings {
   readonly maxAppends: number;
 }
 
+const defaults: GroupCommitSettings = { statements: 2, maxAppends: 16 };
+
 /** The settings of `createEventStore`'s `groupCommit` option, or undefined when it is off. */
 export function groupCommitSettings(option: unknown): GroupCommitSettings | undefined {
   if (option === undefined || option === false) return undefined;
-  if (option === true) return { statements: 2, maxAppends: 16 };
+  if (option === true) return defaults;
   if (typeof option !== 'object' || option === null || Array.isArray(option)) {
     throw new InvalidArgumentError('groupCommit must be a boolean or { statements, maxAppends }');
   }
-  const { statements = 2, maxAppends = 16 } = option as GroupCommitOptions;
+  const { statements = defaults.statements, maxAppends = defaults.maxAppends } =
+    option as GroupCommitOptions;
   for (const [name, value, max] of [
     ['groupCommit.statements', statements, 64],
     ['groupCommit.maxAppends', maxAppends, 64],
