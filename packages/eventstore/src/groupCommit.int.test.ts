@@ -187,13 +187,13 @@ function groupCommitContract(name: string, factory: StoreFactory): void {
       }
     });
 
-    it('an append of 16 events or more goes alone', async () => {
+    it('an append of 10 events or more goes alone', async () => {
       const blocker = store.append(stream(), [event()], { expectedVersion: 'no_stream' });
       const append = (size: number) =>
         store.append(stream(), events(size), { expectedVersion: 'no_stream' });
       const [large, small] = await Promise.all([
-        Promise.all([append(16), append(16)]),
-        Promise.all([append(15), append(15)]),
+        Promise.all([append(10), append(10)]),
+        Promise.all([append(9), append(9)]),
       ]);
       await blocker;
       expect(distinct(large)).toBe(2);
