@@ -111,6 +111,22 @@ export interface CpuPerOperation {
   readonly node: number;
   /** Every `postgres` process of this machine, when the server runs here (Linux); else absent. */
   readonly postgres?: number;
+  /** The RabbitMQ server (Erlang's `beam.smp`), when it runs here (Linux); else absent. */
+  readonly rabbitmq?: number;
+}
+
+/** The servers whose CPU time a meter counts, by process name (`comm` in /proc/<pid>/stat). */
+const servers = {
+  postgres: (comm: string) => comm === 'postgres' || comm.startsWith('postgres:'),
+  rabbitmq: (comm: string) => comm === 'beam.smp',
+} as const;
+export type Server = keyof typeof servers;
+
+export interface CpuMeterOptions {
+  /** The servers on this machine to count beside this process. @defaultValue ['postgres'] */
+  readonly servers?: readonly Server[];
+  /** Where /proc is (tests give a fake one). @defaultValue '/proc' */
+  readonly procDirectory?: string;
 }
 
 /**
@@ -120,53 +136,64 @@ export interface CpuPerOperation {
  * operation moves by about ±2%, because it does not count the time a contender spent waiting for
  * a core. It is the figure to compare when a change is meant to make a statement cheaper (which
  * of two SQL shapes costs the server less), beside the throughput that says whether it mattered.
+ * The servers' figures say which process a path's cost lands in: on two cores, CPU one server
+ * spends is CPU the others cannot.
  */
-export function startCpuMeter(procDirectory = '/proc'): {
+export function startCpuMeter({
+  servers: counted = ['postgres'],
+  procDirectory = '/proc',
+}: CpuMeterOptions = {}): {
   perOperation(operations: number): CpuPerOperation;
 } {
   const node = process.cpuUsage();
-  const postgres = postgresCpuMicros(procDirectory);
+  const before = serverCpuMicros(procDirectory);
   return {
     perOperation(operations) {
       const spent = process.cpuUsage(node);
-      const now = postgresCpuMicros(procDirectory);
-      return {
+      const now = serverCpuMicros(procDirectory);
+      const out: { -readonly [K in keyof CpuPerOperation]: CpuPerOperation[K] } = {
         node: (spent.user + spent.system) / operations,
-        ...(postgres !== undefined && now !== undefined
-          ? { postgres: (now - postgres) / operations }
-          : {}),
       };
+      for (const server of counted) {
+        const from = before[server];
+        const to = now[server];
+        if (from !== undefined && to !== undefined) out[server] = (to - from) / operations;
+      }
+      return out;
     },
   };
 }
 
-/** The median of rounds' CPU per operation, Node.js and PostgreSQL apart, to 0.1 µs. */
+/** The median of rounds' CPU per operation, each process apart, to 0.1 µs. */
 export function medianCpu(rounds: readonly CpuPerOperation[]): CpuPerOperation {
   const tenth = (n: number) => Math.round(n * 10) / 10;
-  const postgres = rounds.flatMap((c) => (c.postgres === undefined ? [] : [c.postgres]));
-  return {
+  const out: { -readonly [K in keyof CpuPerOperation]: CpuPerOperation[K] } = {
     node: tenth(median(rounds.map((c) => c.node))),
-    ...(postgres.length > 0 ? { postgres: tenth(median(postgres)) } : {}),
   };
+  for (const server of Object.keys(servers) as Server[]) {
+    const seen = rounds.flatMap((c) => (c[server] === undefined ? [] : [c[server]]));
+    if (seen.length > 0) out[server] = tenth(median(seen));
+  }
+  return out;
 }
 
 /** `getconf CLK_TCK`: the unit of /proc/<pid>/stat's CPU times; 100 on every Linux we know. */
 const clockTicksPerSecond = 100;
 
 /**
- * User plus system CPU time of every process named `postgres` (the server and its backends,
- * checkpointer, WAL writer, ...), in microseconds; undefined when there is none or no /proc.
- * Processes that exited in between are lost: only a long-lived server's figures are meaningful.
+ * User plus system CPU time of each server's processes (PostgreSQL: the server and its backends,
+ * checkpointer, WAL writer, ...; RabbitMQ: its Erlang VM), in microseconds, from one pass over
+ * /proc; a server with no process (or no /proc) is absent. Processes that exited in between are
+ * lost: only a long-lived server's figures are meaningful.
  */
-export function postgresCpuMicros(procDirectory = '/proc'): number | undefined {
+export function serverCpuMicros(procDirectory = '/proc'): { [S in Server]?: number } {
   let entries: string[];
   try {
     entries = readdirSync(procDirectory);
   } catch {
-    return undefined;
+    return {};
   }
-  let ticks = 0;
-  let found = false;
+  const ticks: { [S in Server]?: number } = {};
   for (const entry of entries) {
     if (!/^\d+$/.test(entry)) continue;
     let stat: string;
@@ -178,13 +205,17 @@ export function postgresCpuMicros(procDirectory = '/proc'): number | undefined {
     // "pid (comm) state ppid ...": comm may hold spaces and parentheses; it ends at the last ')'.
     const close = stat.lastIndexOf(')');
     const comm = stat.slice(stat.indexOf('(') + 1, close);
-    if (comm !== 'postgres' && !comm.startsWith('postgres:')) continue;
+    const server = (Object.keys(servers) as Server[]).find((s) => servers[s](comm));
+    if (server === undefined) continue;
     const fields = stat.slice(close + 2).split(' ');
     // Fields 14 and 15 of stat(5), utime and stime, are the 12th and 13th after the comm.
-    ticks += Number(fields[11]) + Number(fields[12]);
-    found = true;
+    ticks[server] = (ticks[server] ?? 0) + Number(fields[11]) + Number(fields[12]);
   }
-  return found ? (ticks * 1e6) / clockTicksPerSecond : undefined;
+  const micros: { [S in Server]?: number } = {};
+  for (const server of Object.keys(ticks) as Server[]) {
+    micros[server] = (ticks[server]! * 1e6) / clockTicksPerSecond;
+  }
+  return micros;
 }
 
 /** Columns an append writes into the events table, in the order of {@link ceilingRow}. */

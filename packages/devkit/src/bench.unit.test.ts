@@ -6,8 +6,8 @@ import {
   inRotation,
   medianCpu,
   pairedRatio,
-  postgresCpuMicros,
   report,
+  serverCpuMicros,
   startCpuMeter,
 } from './bench.js';
 
@@ -86,34 +86,63 @@ describe('CPU per operation', () => {
     return dir;
   };
 
-  it('sums user and system time of the postgres processes only, in microseconds', () => {
+  it("sums user and system time of each server's processes apart, in microseconds", () => {
     const proc = fakeProc([
       ['postgres', 150, 50],
-      ['postgres', 7, 3],
+      ['postgres: checkpointer', 7, 3],
+      ['beam.smp', 40, 2],
       ['node', 9000, 9000],
       ['postgres (x)', 1000, 1000], // a process whose name only looks like it
+      ['epmd', 500, 500], // RabbitMQ's port mapper: not the broker's work
     ]);
-    expect(postgresCpuMicros(proc)).toBe(210 * 10_000);
+    expect(serverCpuMicros(proc)).toEqual({ postgres: 210 * 10_000, rabbitmq: 42 * 10_000 });
   });
 
-  it('is absent without a postgres process or without /proc', () => {
-    expect(postgresCpuMicros(fakeProc([['node', 1, 1]]))).toBeUndefined();
-    expect(postgresCpuMicros(join(tmpdir(), 'no-such-proc'))).toBeUndefined();
+  it('leaves out a server with no process, and everything without /proc', () => {
+    expect(
+      serverCpuMicros(
+        fakeProc([
+          ['node', 1, 1],
+          ['postgres', 1, 0],
+        ]),
+      ),
+    ).toEqual({
+      postgres: 10_000,
+    });
+    expect(serverCpuMicros(join(tmpdir(), 'no-such-proc'))).toEqual({});
   });
 
-  it('takes the median of rounds, Node.js and PostgreSQL apart, leaving PostgreSQL out when unseen', () => {
+  it('takes the median of rounds, each process apart, leaving a server out when unseen', () => {
     expect(
       medianCpu([
-        { node: 70.04, postgres: 140 },
-        { node: 90, postgres: 120.06 },
-        { node: 80, postgres: 160 },
+        { node: 70.04, postgres: 140, rabbitmq: 9 },
+        { node: 90, postgres: 120.06, rabbitmq: 7 },
+        { node: 80, postgres: 160, rabbitmq: 8.04 },
       ]),
-    ).toEqual({ node: 80, postgres: 140 });
+    ).toEqual({ node: 80, postgres: 140, rabbitmq: 8 });
     expect(medianCpu([{ node: 1.26 }])).toEqual({ node: 1.3 });
   });
 
+  it('counts only the servers it is asked to', () => {
+    const proc = fakeProc([
+      ['postgres', 5, 5],
+      ['beam.smp', 5, 5],
+    ]);
+    expect(startCpuMeter({ procDirectory: proc }).perOperation(1)).toEqual({
+      node: expect.any(Number),
+      postgres: 0,
+    });
+    expect(startCpuMeter({ servers: ['rabbitmq'], procDirectory: proc }).perOperation(1)).toEqual({
+      node: expect.any(Number),
+      rabbitmq: 0,
+    });
+  });
+
   it('divides the CPU this process spent by the operations', () => {
-    const meter = startCpuMeter(fakeProc([]));
+    const meter = startCpuMeter({
+      servers: ['postgres', 'rabbitmq'],
+      procDirectory: fakeProc([]),
+    });
     const until = performance.now() + 30;
     while (performance.now() < until) {
       // Burn about 30 ms of CPU.
@@ -121,5 +150,6 @@ describe('CPU per operation', () => {
     const cost = meter.perOperation(10);
     expect(cost.node).toBeGreaterThan(1_000); // at least 10 of the 30 ms, per 10 operations
     expect(cost.postgres).toBeUndefined();
+    expect(cost.rabbitmq).toBeUndefined();
   });
 });
