@@ -7,6 +7,7 @@ import { InFlight } from '../internal/inFlight.js';
 import { KeyedLanes } from '../internal/keyedLanes.js';
 import { deadLetterHeaders, wire } from '../internal/wire.js';
 import { backoffDelays, type RetryPolicy } from '../retryPolicy.js';
+import { Acknowledgements } from './acknowledgements.js';
 import { type BrokerLogger, errorFields, type ReconnectingConnection } from './connection.js';
 import { names, quorum, waitQueueArguments, workQueueArguments } from './topology.js';
 
@@ -126,6 +127,8 @@ export class RabbitConsumer implements Subscription {
   readonly #deliveries = new Set<Delivery>();
   readonly #stop = new AbortController();
   #channel: ConfirmChannel | undefined;
+  /** The current channel's acknowledgements (batched; see acknowledgements.ts). */
+  #acks: Acknowledgements | undefined;
   #consumerTag: string | undefined;
   #closing: Promise<void> | undefined;
   #running: Promise<void> | undefined;
@@ -164,6 +167,7 @@ export class RabbitConsumer implements Subscription {
         continue;
       }
       const closed = new Promise<void>((resolve) => channel.once('close', () => resolve()));
+      const acks = new Acknowledgements(channel);
       channel.on('error', (error: unknown) => {
         if (!isPreconditionFailed(error)) {
           o.logger.warn(
@@ -180,7 +184,7 @@ export class RabbitConsumer implements Subscription {
         await channel.prefetch(o.prefetch);
         const { consumerTag } = await channel.consume(
           names.work(o.namespace, o.queue),
-          (message) => this.#onMessage(channel, message),
+          (message) => this.#onMessage(channel, acks, message),
           { noAck: false },
         );
         this.#consumerTag = consumerTag;
@@ -208,6 +212,7 @@ export class RabbitConsumer implements Subscription {
         continue;
       }
       this.#channel = channel;
+      this.#acks = acks;
       delay = 100;
       if (first) {
         first = false;
@@ -215,6 +220,7 @@ export class RabbitConsumer implements Subscription {
       }
       await closed;
       this.#channel = undefined;
+      this.#acks = undefined;
       this.#consumerTag = undefined;
       // Deliveries of the dead channel cannot be acknowledged: the broker redelivers them.
       for (const d of this.#deliveries) {
@@ -228,18 +234,23 @@ export class RabbitConsumer implements Subscription {
     }
   }
 
-  #onMessage(channel: ConfirmChannel, message: ConsumeMessage | null): void {
+  #onMessage(
+    channel: ConfirmChannel,
+    acks: Acknowledgements,
+    message: ConsumeMessage | null,
+  ): void {
     if (message === null) {
       // Cancelled by the server (queue deleted): reopen, which declares the queue again.
       void channel.close().catch(() => {});
       return;
     }
+    acks.delivered(message);
     const delivery = new Delivery();
     this.#deliveries.add(delivery);
     const key = header(message, wire.orderingKey);
     void this.#inFlight.track(
       this.#lanes
-        .run(key, () => this.#handle(channel, message, delivery))
+        .run(key, () => this.#handle(channel, acks, message, delivery))
         .catch((error: unknown) => {
           this.#o.logger.warn(
             {
@@ -255,6 +266,7 @@ export class RabbitConsumer implements Subscription {
 
   async #handle(
     channel: ConfirmChannel,
+    acks: Acknowledgements,
     message: ConsumeMessage,
     delivery: Delivery,
   ): Promise<void> {
@@ -281,7 +293,7 @@ export class RabbitConsumer implements Subscription {
     );
     if (delivery.aborted || this.#channel !== channel) return;
     if (outcome.kind === 'ack') {
-      channel.ack(message);
+      acks.ack(message);
       return;
     }
     // Only our own headers travel on: x-death, x-delivery-count and the like are the broker's.
@@ -312,11 +324,11 @@ export class RabbitConsumer implements Subscription {
     } catch (error) {
       // The copy was refused (nack) while the channel lives: requeue the original rather than
       // hold it unacknowledged; it comes back as the next attempt. A closed channel needs nothing.
-      if (this.#channel === channel) channel.nack(message, false, true);
+      if (this.#channel === channel) acks.nack(message);
       throw error;
     }
     // Acknowledge only after the copy is confirmed: a crash in between leaves a duplicate, not a loss.
-    if (this.#channel === channel) channel.ack(message);
+    if (this.#channel === channel) acks.ack(message);
   }
 
   close(options?: { readonly timeoutMs?: number }): Promise<void> {
@@ -332,6 +344,8 @@ export class RabbitConsumer implements Subscription {
         }
       }
       this.#stop.abort();
+      // Acknowledgements still waiting for the end of the turn go out before the channel closes.
+      this.#acks?.flush();
       await this.#channel?.close().catch(() => {});
       await this.#running;
       this.#o.onClosed();
