@@ -53,16 +53,21 @@ describe.skipIf(!rabbitmqUrl)('RabbitMQ wire format and acknowledgements', () =>
       orderingKey: 'claim-c-9',
     });
     const channel = await raw.createChannel();
-    const plain = await channel.get(names.work(ns, 'claims'), { noAck: true });
-    const keyed = await channel.get(names.work(ns, 'claims'), { noAck: true });
+    const take = async () => {
+      const m = await channel.get(names.work(ns, 'claims'), { noAck: true });
+      if (!m) throw new Error('the queue is empty');
+      return m;
+    };
+    const plain = await take();
+    const keyed = await take();
     // The adapter's own headers (the quorum queue adds its delivery count on the way out).
-    const ours = (m: amqp.GetMessage | false) =>
+    const ours = (m: amqp.GetMessage) =>
       Object.fromEntries(
-        Object.entries(m?.properties.headers ?? {}).filter(([k]) => k.startsWith('evident-')),
+        Object.entries(m.properties.headers ?? {}).filter(([k]) => k.startsWith('evident-')),
       );
-    expect(plain?.fields.routingKey).toBe('claims.resubmitted');
+    expect(plain.fields.routingKey).toBe('claims.resubmitted');
     expect(ours(plain)).toEqual({});
-    expect(JSON.parse(plain ? plain.content.toString() : 'null').id).toBe(sent.id);
+    expect(JSON.parse(plain.content.toString()).id).toBe(sent.id);
     // An ordering key has no other place to travel: that message carries it, and only it.
     expect(ours(keyed)).toEqual({ 'evident-ordering-key': 'claim-c-9' });
     await channel.close();
