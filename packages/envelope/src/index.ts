@@ -51,6 +51,8 @@ export {
 } from './serialization.js';
 export {
   type Logger,
+  markSpanFailed,
+  meterInstruments,
   offSpan,
   silentLogger,
   traceContextOf,

@@ -2,10 +2,14 @@ import {
   type Context,
   context,
   INVALID_SPAN_CONTEXT,
+  type Meter,
+  type MeterProvider,
+  metrics,
   ProxyTracerProvider,
   propagation,
   ROOT_CONTEXT,
   type Span,
+  SpanStatusCode,
   trace,
 } from '@opentelemetry/api';
 
@@ -89,3 +93,53 @@ export function tracingOff(): boolean {
 
 /** A span that records nothing, for code written against a span while tracing is off. */
 export const offSpan: Span = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
+
+/**
+ * Mark a span failed, with the error's `code` (or else its `name`) as the status message — never
+ * the error's message, which may quote a payload and so PHI. Every Evident span fails this way.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await checkEligibility(claim);
+ * } catch (error) {
+ *   markSpanFailed(span, error);
+ *   throw error;
+ * }
+ * ```
+ */
+export function markSpanFailed(span: Span, error: unknown): void {
+  const e = error as { code?: unknown; name?: unknown } | null | undefined;
+  span.setStatus({
+    code: SpanStatusCode.ERROR,
+    message: typeof e?.code === 'string' ? e.code : typeof e?.name === 'string' ? e.name : 'error',
+  });
+}
+
+/**
+ * Metric instruments on the meter provider registered when they are asked for, made again when
+ * another provider has been registered since. The metrics API has no proxy provider: instruments
+ * made before the application registers its SDK would stay no-ops for good.
+ *
+ * @example
+ * ```ts
+ * const instruments = meterInstruments('billing-service', '1.0.0', (meter) => ({
+ *   claims: meter.createCounter('billing.claims_submitted'),
+ * }));
+ * instruments().claims.add(1);
+ * ```
+ */
+export function meterInstruments<T>(
+  meterName: string,
+  version: string,
+  create: (meter: Meter) => T,
+): () => T {
+  let current: { provider: MeterProvider; instruments: T } | undefined;
+  return () => {
+    const provider = metrics.getMeterProvider();
+    if (current?.provider !== provider) {
+      current = { provider, instruments: create(provider.getMeter(meterName, version)) };
+    }
+    return current.instruments;
+  };
+}

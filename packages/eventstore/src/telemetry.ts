@@ -1,14 +1,5 @@
-import { offSpan, tracingOff } from '@evident/envelope';
-import {
-  type Attributes,
-  type Meter,
-  type MeterProvider,
-  metrics,
-  type Span,
-  SpanKind,
-  SpanStatusCode,
-  trace,
-} from '@opentelemetry/api';
+import { markSpanFailed, meterInstruments, offSpan, tracingOff } from '@evident/envelope';
+import { type Attributes, type Meter, type Span, SpanKind, trace } from '@opentelemetry/api';
 
 /**
  * Traces and metrics through the OpenTelemetry API only: with no SDK registered they are no-ops
@@ -17,9 +8,6 @@ import {
  * may identify a patient) and never payloads.
  */
 export const tracer = trace.getTracer('@evident/eventstore', '0.1.0');
-// The metrics API has no proxy provider: a meter taken before the application registers its SDK
-// would stay a no-op. Instruments are therefore made from the provider registered now, and made
-// again if it changes.
 function createInstruments(meter: Meter) {
   return {
     meter,
@@ -64,23 +52,10 @@ function createInstruments(meter: Meter) {
   };
 }
 
-let current:
-  | { provider: MeterProvider; instruments: ReturnType<typeof createInstruments> }
-  | undefined;
-
 /** The store's instruments, on the meter provider registered right now. */
-export function metricsNow(): ReturnType<typeof createInstruments> {
-  const provider = metrics.getMeterProvider();
-  if (current?.provider !== provider) {
-    current = {
-      provider,
-      instruments: createInstruments(provider.getMeter('@evident/eventstore', '0.1.0')),
-    };
-  }
-  return current.instruments;
-}
+export const metricsNow = meterInstruments('@evident/eventstore', '0.1.0', createInstruments);
 
-export { SpanKind, SpanStatusCode };
+export { SpanKind };
 
 /**
  * Run `fn` in an active span. A failure sets the span's status to the error's code or name —
@@ -105,12 +80,7 @@ export function traced<T>(
     try {
       return await fn(span);
     } catch (error) {
-      const e = error as { code?: unknown; name?: unknown };
-      span.setStatus({
-        code: SpanStatusCode.ERROR,
-        message:
-          typeof e?.code === 'string' ? e.code : typeof e?.name === 'string' ? e.name : 'error',
-      });
+      markSpanFailed(span, error);
       throw error;
     } finally {
       span.end();

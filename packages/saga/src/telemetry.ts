@@ -1,15 +1,12 @@
-import { tracingOff } from '@evident/envelope';
+import { markSpanFailed, meterInstruments, tracingOff } from '@evident/envelope';
 import {
   type BatchObservableResult,
   type Context,
   type Meter,
-  type MeterProvider,
-  metrics,
   propagation,
   ROOT_CONTEXT,
   type Span,
   SpanKind,
-  SpanStatusCode,
   trace,
 } from '@opentelemetry/api';
 
@@ -50,24 +47,8 @@ function createInstruments(meter: Meter) {
   };
 }
 
-let current:
-  | { provider: MeterProvider; instruments: ReturnType<typeof createInstruments> }
-  | undefined;
-
-/**
- * The runtime's instruments on the meter provider registered now: the metrics API has no proxy,
- * so a meter taken before the application registers its SDK would stay a no-op.
- */
-export function sagaMetrics(): ReturnType<typeof createInstruments> {
-  const provider = metrics.getMeterProvider();
-  if (current?.provider !== provider) {
-    current = {
-      provider,
-      instruments: createInstruments(provider.getMeter('@evident/saga', '0.1.0')),
-    };
-  }
-  return current.instruments;
-}
+/** The runtime's instruments on the meter provider registered now. */
+export const sagaMetrics = meterInstruments('@evident/saga', '0.1.0', createInstruments);
 
 /** What the runtime reports on each metrics collection. */
 export interface SagaGauges {
@@ -143,12 +124,7 @@ export function tracedAttempt<T>(
       try {
         return await fn();
       } catch (error) {
-        const e = error as { code?: unknown; name?: unknown };
-        span.setStatus({
-          code: SpanStatusCode.ERROR,
-          message:
-            typeof e?.code === 'string' ? e.code : typeof e?.name === 'string' ? e.name : 'error',
-        });
+        markSpanFailed(span, error);
         throw error;
       } finally {
         span.end();

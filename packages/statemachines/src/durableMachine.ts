@@ -1,5 +1,11 @@
 import { createHash } from 'node:crypto';
-import { type Actor, createEnvelope, type Envelope, InvalidArgumentError } from '@evident/envelope';
+import {
+  type Actor,
+  createEnvelope,
+  type Envelope,
+  InvalidArgumentError,
+  markSpanFailed,
+} from '@evident/envelope';
 import {
   assertStreamId,
   type Checkpoint,
@@ -9,7 +15,7 @@ import {
   type RecordedEvent,
   type StreamId,
 } from '@evident/eventstore';
-import { SpanStatusCode, trace } from '@opentelemetry/api';
+import { trace } from '@opentelemetry/api';
 import type {
   AnyMachineSnapshot,
   AnyStateMachine,
@@ -992,11 +998,7 @@ export function createDurableMachine<TMachine extends AnyStateMachine>(
             });
             return result;
           } catch (error) {
-            const e = error as { code?: unknown; name?: unknown };
-            span.setStatus({
-              code: SpanStatusCode.ERROR,
-              message: typeof e?.code === 'string' ? e.code : String(e?.name ?? 'error'),
-            });
+            markSpanFailed(span, error);
             throw error;
           } finally {
             span.end();

@@ -1,13 +1,11 @@
-import { type Envelope, traceContextOf, tracingOff } from '@evident/envelope';
 import {
-  type Meter,
-  type MeterProvider,
-  metrics,
-  context as otelContext,
-  SpanKind,
-  SpanStatusCode,
-  trace,
-} from '@opentelemetry/api';
+  type Envelope,
+  markSpanFailed,
+  meterInstruments,
+  traceContextOf,
+  tracingOff,
+} from '@evident/envelope';
+import { type Meter, context as otelContext, SpanKind, trace } from '@opentelemetry/api';
 import type { Broker, MessageHandler } from '../broker.js';
 
 /**
@@ -19,7 +17,6 @@ import type { Broker, MessageHandler } from '../broker.js';
  */
 const tracer = trace.getTracer('@evident/adapters', '0.1.0');
 
-let current: { provider: MeterProvider; instruments: ReturnType<typeof create> } | undefined;
 function create(meter: Meter) {
   return {
     published: meter.createCounter('evident.broker.published_messages', {
@@ -36,22 +33,8 @@ function create(meter: Meter) {
     }),
   };
 }
-/** Instruments on the meter provider registered now (the metrics API has no proxy). */
-export function brokerMetrics() {
-  const provider = metrics.getMeterProvider();
-  if (current?.provider !== provider) {
-    current = { provider, instruments: create(provider.getMeter('@evident/adapters', '0.1.0')) };
-  }
-  return current.instruments;
-}
-
-function failed(span: import('@opentelemetry/api').Span, error: unknown) {
-  const e = error as { code?: unknown; name?: unknown };
-  span.setStatus({
-    code: SpanStatusCode.ERROR,
-    message: typeof e?.code === 'string' ? e.code : typeof e?.name === 'string' ? e.name : 'error',
-  });
-}
+/** Instruments on the meter provider registered now. */
+export const brokerMetrics = meterInstruments('@evident/adapters', '0.1.0', create);
 
 /** The same broker, with a span around every publish and every handler call. */
 export function instrumentBroker<B extends Broker>(broker: B, system: string): B {
@@ -80,7 +63,7 @@ export function instrumentBroker<B extends Broker>(broker: B, system: string): B
           try {
             return await handler(envelope, context);
           } catch (error) {
-            failed(span, error);
+            markSpanFailed(span, error);
             throw error;
           } finally {
             span.end();
@@ -118,7 +101,7 @@ export function instrumentBroker<B extends Broker>(broker: B, system: string): B
             await publish(envelope, options);
             brokerMetrics().published.add(1, { 'messaging.system': system });
           } catch (error) {
-            failed(span, error);
+            markSpanFailed(span, error);
             throw error;
           } finally {
             span.end();
