@@ -505,7 +505,7 @@ export function createSagaRuntime(options: SagaRuntimeOptions): SagaRuntime {
                  set lease_owner = null, due_at = ${nowSql} + $2::int * interval '1 millisecond',
                      last_error = coalesce($3::jsonb, last_error)
                where saga_id = any($4::text[]) and lease_owner = $5`,
-    get: `select ${instanceColumns} from ${s}.saga_instances where saga_id = $1`,
+    get: `select ${instanceColumns} from ${s}.saga_instances where saga_id = any($1::text[])`,
     routes: `select saga_id from ${s}.saga_instances
               where status not in ('completed', 'compensated', 'dead_lettered', 'resolved')
                 and saga_name = any($4::text[])
@@ -934,10 +934,33 @@ export function createSagaRuntime(options: SagaRuntimeOptions): SagaRuntime {
   // ------------------------------------------------------------------------------------------
   // Operators.
 
-  const get = async (sagaId: string) => {
-    const rows = await db.query<InstanceRow>(sql.get, [sagaId], 'evident_saga_get');
-    return rows[0] ? toInstance(rows[0]) : undefined;
+  // Reads of instances asked for in one turn of the event loop go as one query. Instances that
+  // end in the same group-commit statement are read back together by their waiters (`waitUntil`)
+  // and start their successors together, so a worker's next appends still travel as one group:
+  // read one by one, each read put one waiter a round trip behind the others, and the groups
+  // broke up (see docs/performance.md, "Sagas").
+  let reads: {
+    readonly id: string;
+    readonly resolve: (instance: SagaInstance | undefined) => void;
+    readonly reject: (error: unknown) => void;
+  }[] = [];
+  const readTogether = async () => {
+    const batch = reads;
+    reads = [];
+    try {
+      const ids = [...new Set(batch.map((r) => r.id))];
+      const rows = await db.query<InstanceRow>(sql.get, [ids], 'evident_saga_get');
+      const byId = new Map(rows.map((r) => [r.saga_id, toInstance(r)]));
+      for (const r of batch) r.resolve(byId.get(r.id));
+    } catch (error) {
+      for (const r of batch) r.reject(error);
+    }
   };
+  const get = (sagaId: string) =>
+    new Promise<SagaInstance | undefined>((resolve, reject) => {
+      if (reads.length === 0) setImmediate(readTogether);
+      reads.push({ id: String(sagaId), resolve, reject });
+    });
 
   const filterParams = (filter: InstanceFilter) => {
     const status =

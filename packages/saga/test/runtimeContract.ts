@@ -808,6 +808,42 @@ export function runtimeContract(name: string, factory: StoreFactory): void {
         expect(byError.find((g) => g.key === 'HOLD_REFUSED')?.count).toBeGreaterThanOrEqual(1);
       });
 
+      it('reads the instances asked for together in one query, each its own row', async () => {
+        const saga = defineSaga('ops-read', { version: 1 }).step('only', { run: () => 'done' });
+        const runtime = runtimeOf([saga]);
+        const [a, b] = [sagaId('read'), sagaId('read')];
+        await runtime.start('ops-read', null, { id: a });
+        await runtime.start('ops-read', null, { id: b });
+        await runtime.waitUntil(a);
+        await runtime.waitUntil(b);
+        // Count the runtime's instance reads on the store's own database handle.
+        const database = store.database as { query: EventStore['database']['query'] };
+        const query = database.query;
+        const reads: unknown[] = [];
+        database.query = ((text: string, params?: readonly unknown[], name?: string) => {
+          if (name === 'evident_saga_get') reads.push(params);
+          return query.call(database, text, params, name);
+        }) as typeof query;
+        try {
+          const [first, second, none, again] = await Promise.all([
+            runtime.get(a),
+            runtime.get(b),
+            runtime.get('no-such-saga'),
+            runtime.get(a),
+          ]);
+          expect(first).toMatchObject({ id: a, saga: 'ops-read', status: 'completed' });
+          expect(second).toMatchObject({ id: b, saga: 'ops-read', status: 'completed' });
+          expect(none).toBeUndefined();
+          expect(again).toEqual(first);
+          expect(reads).toHaveLength(1);
+          // Asked apart, each is its own read.
+          expect(await runtime.get(b)).toEqual(second);
+          expect(reads).toHaveLength(2);
+        } finally {
+          database.query = query;
+        }
+      });
+
       it("shows one instance's history as a timeline", async () => {
         const world = createWorld();
         world.fail('payers.checkEligibility', { times: 1, error: () => new Error('payer 503') });
