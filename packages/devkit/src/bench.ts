@@ -121,6 +121,7 @@ const servers = {
   rabbitmq: (comm: string) => comm === 'beam.smp',
 } as const;
 export type Server = keyof typeof servers;
+const serverNames = Object.keys(servers) as Server[];
 
 export interface CpuMeterOptions {
   /** The servers on this machine to count beside this process. @defaultValue ['postgres'] */
@@ -170,7 +171,7 @@ export function medianCpu(rounds: readonly CpuPerOperation[]): CpuPerOperation {
   const out: { -readonly [K in keyof CpuPerOperation]: CpuPerOperation[K] } = {
     node: tenth(median(rounds.map((c) => c.node))),
   };
-  for (const server of Object.keys(servers) as Server[]) {
+  for (const server of serverNames) {
     const seen = rounds.flatMap((c) => (c[server] === undefined ? [] : [c[server]]));
     if (seen.length > 0) out[server] = tenth(median(seen));
   }
@@ -205,7 +206,7 @@ export function serverCpuMicros(procDirectory = '/proc'): { [S in Server]?: numb
     // "pid (comm) state ppid ...": comm may hold spaces and parentheses; it ends at the last ')'.
     const close = stat.lastIndexOf(')');
     const comm = stat.slice(stat.indexOf('(') + 1, close);
-    const server = (Object.keys(servers) as Server[]).find((s) => servers[s](comm));
+    const server = serverNames.find((s) => servers[s](comm));
     if (server === undefined) continue;
     const fields = stat.slice(close + 2).split(' ');
     // Fields 14 and 15 of stat(5), utime and stime, are the 12th and 13th after the comm.
