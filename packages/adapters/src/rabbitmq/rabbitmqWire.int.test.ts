@@ -73,6 +73,34 @@ describe.skipIf(!rabbitmqUrl)('RabbitMQ wire format and acknowledgements', () =>
     await channel.close();
   });
 
+  it('sends each message of a burst with its own headers', async () => {
+    // The publisher lends each message's headers to one reused object while amqplib encodes
+    // them (see LentHeaders): a burst sent in one turn, mixing ordering keys with and without a
+    // delay, must still leave every message with its own.
+    await declared('claims', ['ClaimSubmitted']);
+    const sent = Array.from({ length: 120 }, (_, i) => ({
+      envelope: event('ClaimSubmitted', { key: `claim-c-${i}` }),
+      options: { orderingKey: `claim-c-${i}`, ...(i % 3 === 0 ? { delay: 50 } : {}) },
+    }));
+    await Promise.all(sent.map(({ envelope, options }) => broker.publish(envelope, options)));
+    const channel = await raw.createChannel();
+    const keys = new Map<string, unknown>();
+    await vi.waitFor(
+      async () => {
+        for (;;) {
+          const m = await channel.get(names.work(ns, 'claims'), { noAck: true });
+          if (!m) break;
+          const { data } = JSON.parse(m.content.toString()) as { data: { key: string } };
+          keys.set(data.key, m.properties.headers?.['evident-ordering-key']?.toString());
+        }
+        expect(keys.size).toBe(sent.length);
+      },
+      { timeout: 10_000, interval: 100 },
+    );
+    for (const [key, header] of keys) expect(header).toBe(key);
+    await channel.close();
+  });
+
   it('hands the handler the topic a message was published under', async () => {
     const topics: string[] = [];
     await broker.subscribe({
