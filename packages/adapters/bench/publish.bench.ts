@@ -20,12 +20,12 @@ import {
   SendMessageBatchCommand,
   SQSClient,
 } from '@aws-sdk/client-sqs';
+import { createRabbitMqBroker } from '@evident/adapters/rabbitmq';
+import { createSqsBroker } from '@evident/adapters/sqs';
 import { median, report, throughput } from '@evident/devkit/bench';
 import { createEnvelope, type Envelope } from '@evident/envelope';
 import amqp from 'amqplib';
 import { startFauxqs } from 'fauxqs';
-import { createRabbitMqBroker } from '../src/rabbitmq/index.js';
-import { createSqsBroker } from '../src/sqs/index.js';
 
 const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
 const roundMs = Number(process.env.BENCH_ROUND_MS ?? 2000);

@@ -30,6 +30,8 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { connect as tcpConnect } from 'node:net';
+import { createRabbitMqBroker, type RabbitMqBroker } from '@evident/adapters/rabbitmq';
+import { relay } from '@evident/adapters/relay';
 import {
   type CpuPerOperation,
   median,
@@ -43,8 +45,6 @@ import { createEnvelope, type Envelope } from '@evident/envelope';
 import { type Checkpoint, createEventStore, type EventStore } from '@evident/eventstore';
 import amqp from 'amqplib';
 import pg from 'pg';
-import { createRabbitMqBroker, type RabbitMqBroker } from '../src/rabbitmq/index.js';
-import { relay } from '../src/relay/index.js';
 
 const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
 const roundMs = Number(process.env.BENCH_ROUND_MS ?? 2000);

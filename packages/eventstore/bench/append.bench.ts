@@ -25,10 +25,10 @@ import {
 } from '@evident/devkit/bench';
 import { dropSchema } from '@evident/devkit/postgres';
 import { createEnvelope, type Envelope } from '@evident/envelope';
+import { createEventStore } from '@evident/eventstore';
 import { trace } from '@opentelemetry/api';
 import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import pg from 'pg';
-import { createEventStore } from '../src/index.js';
 
 const url = process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/evident_test';
 const seconds = Number(process.env.BENCH_SECONDS ?? 3);

@@ -10,9 +10,9 @@ import { join } from 'node:path';
 import { report } from '@evident/devkit/bench';
 import { dropSchema } from '@evident/devkit/postgres';
 import { createEnvelope } from '@evident/envelope';
+import { createEventStore, startOfLog } from '@evident/eventstore';
+import { archive, createDirectoryTarget, replay } from '@evident/eventstore/archive';
 import pg from 'pg';
-import { archive, createDirectoryTarget, replay } from '../src/archive/index.js';
-import { createEventStore, startOfLog } from '../src/index.js';
 
 const url = process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/evident_test';
 const total = Number(process.env.BENCH_ARCHIVE_EVENTS ?? 50_000);

@@ -9,8 +9,8 @@
 import { percentile, report } from '@evident/devkit/bench';
 import { dropSchema } from '@evident/devkit/postgres';
 import { createEnvelope } from '@evident/envelope';
+import { createEventStore, defineProjection, runProjection, startOfLog } from '@evident/eventstore';
 import pg from 'pg';
-import { createEventStore, defineProjection, runProjection, startOfLog } from '../src/index.js';
 
 const url = process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/evident_test';
 const seconds = Number(process.env.BENCH_LAG_SECONDS ?? 30);

@@ -40,8 +40,8 @@ import {
 import { dropSchema } from '@evident/devkit/postgres';
 import { createEnvelope } from '@evident/envelope';
 import { createEventStore, type EventStore } from '@evident/eventstore';
+import { createSagaRuntime, defineSaga, migrateSagas, type SagaRuntime } from '@evident/saga';
 import pg from 'pg';
-import { createSagaRuntime, defineSaga, migrateSagas, type SagaRuntime } from '../src/index.js';
 
 const url =
   process.env.POSTGRES_URL ??

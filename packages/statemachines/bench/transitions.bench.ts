@@ -19,8 +19,8 @@ import {
 import { dropSchema } from '@evident/devkit/postgres';
 import { createEnvelope } from '@evident/envelope';
 import { createEventStore } from '@evident/eventstore';
+import { createDurableMachine, migrateStateMachines } from '@evident/statemachines';
 import { assign, setup } from 'xstate';
-import { createDurableMachine, migrateStateMachines } from '../src/index.js';
 
 const url = process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/evident_test';
 const seconds = Number(process.env.BENCH_SECONDS ?? 3);
