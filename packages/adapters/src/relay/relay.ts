@@ -297,13 +297,13 @@ export function relay(options: RelayOptions): Relay {
   }
 
   /** One broker call for one event. */
-  function send(event: RecordedEvent): Promise<void> {
+  function send(event: RecordedEvent, key = streamKey(event)): Promise<void> {
     let publishOptions: PublishOptions;
     try {
       const priority = priorityOf?.(event);
       publishOptions = {
         topic: topicOf(event),
-        orderingKey: streamKey(event),
+        orderingKey: key,
         ...(priority ? { priority } : {}),
       };
     } catch (error) {
@@ -328,11 +328,11 @@ export function relay(options: RelayOptions): Relay {
     return result;
   }
 
-  function publish(event: RecordedEvent, gen: number): Promise<void> {
+  function publish(event: RecordedEvent, key: string, gen: number): Promise<void> {
     // Nothing new goes out once stopping; what was sent still counts when it is confirmed.
     if (gen !== generation || stop.signal.aborted) return Promise.reject(superseded);
     if (confirmed.has(event.id)) return Promise.resolve();
-    return send(event);
+    return send(event, key);
   }
 
   /** Queue the event's publish behind its stream's previous one. Call in log order. */
@@ -342,10 +342,10 @@ export function relay(options: RelayOptions): Relay {
     const previous = tails.get(key);
     const done = previous
       ? previous.then(
-          () => publish(event, gen),
+          () => publish(event, key, gen),
           () => Promise.reject(superseded),
         )
-      : publish(event, gen);
+      : publish(event, key, gen);
     // Awaited by the handler when it reaches the event; a generation it never reaches is dropped.
     done.catch(() => {});
     tails.set(key, done);
