@@ -35,6 +35,7 @@ export interface ClaimsAppOptions {
 
 /** What the billing office's feed received: each claim transition, in order per claim. */
 export interface FeedEntry {
+  readonly eventId: string;
   readonly claimId: string;
   readonly event: string;
   readonly to: unknown;
@@ -48,8 +49,12 @@ export interface ClaimsApp {
   readonly billingFeed: readonly FeedEntry[];
   /** Start the claim lifecycle for a visit and wait until it ends; idempotent by visit. */
   bill(visit: VisitCharges): Promise<SagaInstance>;
-  /** Wait until the relay has published every event of the workflow. */
-  published(correlationId: string): Promise<void>;
+  /**
+   * Wait until the billing office's feed has every claim transition of the workflow: the relay
+   * has published them and the broker delivered them.
+   * @throws Error after `timeoutMs` (default 10000)
+   */
+  delivered(correlationId: string, timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -73,7 +78,12 @@ export async function createClaimsApp(options: ClaimsAppOptions): Promise<Claims
     topics: ['claim.#'],
     handler: (event: Envelope, context) => {
       const { event: cause, to } = event.data as { event: { type: string }; to: unknown };
-      billingFeed.push({ claimId: context.topic.split('.')[1]!, event: cause.type, to });
+      billingFeed.push({
+        eventId: event.id,
+        claimId: context.topic.split('.')[1]!,
+        event: cause.type,
+        to,
+      });
     },
   });
   // Topics say which stream an event is of: `claim.<claim id>.StateTransitioned`.
@@ -96,10 +106,19 @@ export async function createClaimsApp(options: ClaimsAppOptions): Promise<Claims
       });
       return runtime.waitUntil(id, { timeout: '1m' });
     },
-    async published(correlationId) {
+    async delivered(correlationId, timeoutMs = 10_000) {
       const events = await store.readByCorrelation(correlationId);
       const last = events[events.length - 1];
-      if (last) await outbox.waitFor(last.checkpoint);
+      if (last) await outbox.waitFor(last.checkpoint, { timeoutMs });
+      const expected = events.filter((e) => e.stream.type === 'claim').map((e) => e.id);
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const seen = new Set(billingFeed.map((entry) => entry.eventId));
+        if (expected.every((id) => seen.has(id))) return;
+        if (Date.now() > deadline)
+          throw new Error('the billing office did not receive the claim in time');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
     },
     async close() {
       await outbox.stop();
