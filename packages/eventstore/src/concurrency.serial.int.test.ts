@@ -12,6 +12,7 @@ import {
   isConcurrencyError,
   type RecordedEvent,
 } from './index.js';
+import { verifyStream } from './integrity.js';
 
 /**
  * Races and faults against a real PostgreSQL server, with separate connections. The transaction
@@ -119,6 +120,86 @@ describe.skipIf(!postgresUrl)('concurrency and faults on PostgreSQL', () => {
       for (const e of mine) expect(ids.has(e.id)).toBe(true);
     } finally {
       await Promise.all(pools.map((p) => p.end()));
+    }
+  });
+
+  /** Poll until `minimum` statements on this store's schema wait on a lock; returns how many do. */
+  async function waitersOnLock(minimum: number): Promise<number> {
+    for (let tries = 0; tries < 500; tries++) {
+      // (pg_stat_activity keeps the first 1,024 bytes of a statement: the schema is among them.)
+      const rows = await store.database.query<{ pid: number }>(
+        `select pid from pg_stat_activity where wait_event_type = 'Lock' and query like $1`,
+        [`%"${store.schema}".%`],
+      );
+      if (rows.length >= minimum) return rows.length;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return 0;
+  }
+
+  /** Append as a tenant in an open transaction of `client`, exactly as the store does. */
+  const appendOpenAs = (
+    client: pg.Client,
+    tenant: string,
+    id: string,
+    batch: readonly Envelope[],
+  ) =>
+    client.query(appendStatement(`"${store.schema}"`, 'any', 'many', true, true), [
+      'claim',
+      id,
+      batch.length,
+      JSON.stringify(batch),
+      tenant,
+    ]);
+
+  it('chains a batch right when the version it expects commits while it waits', async () => {
+    // A batch with an expected version reads its chain's base (the hash of the event at that
+    // version) from the log before it claims the stream. A tenant's claim is an INSERT … ON
+    // CONFLICT, which waits for a stream row another transaction holds and then checks the
+    // newest version of it: here the event at the expected version commits while the batch
+    // waits, so the batch's read missed it, its claim takes nothing although the version
+    // matches, and the store makes the append again with the base from the stream row.
+    const tenant = store.forTenant('practice-a');
+    const s = stream();
+    await tenant.append(s, [event()], { expectedVersion: 'no_stream' });
+    await withClient(async (holder) => {
+      await holder.query('begin');
+      await appendOpenAs(holder, 'practice-a', s.id, [event()]); // version 2, held open
+      const batch = tenant.append(s, events(3), { expectedVersion: 2 });
+      expect(await waitersOnLock(1)).toBe(1);
+      await holder.query('commit');
+      expect(await batch).toMatchObject({ nextExpectedVersion: 5 });
+    });
+    expect((await store.readStream(s)).map((e) => e.streamVersion)).toEqual([1, 2, 3, 4, 5]);
+    expect(await verifyStream(store, s)).toMatchObject({ ok: true, events: 5 });
+  });
+
+  it('chains grouped batches right when the versions they expect commit while they wait', async () => {
+    const { createEventStore } = await import('./index.js');
+    const grouped = createEventStore({
+      connectionString: postgresUrl!,
+      schema: store.schema,
+      groupCommit: true,
+    });
+    const tenant = grouped.forTenant('practice-a');
+    try {
+      const streams = [stream(), stream(), stream()];
+      for (const s of streams) await tenant.append(s, [event()], { expectedVersion: 'no_stream' });
+      await withClient(async (holder) => {
+        await holder.query('begin');
+        for (const s of streams) await appendOpenAs(holder, 'practice-a', s.id, [event()]);
+        const batches = streams.map((s) => tenant.append(s, events(2), { expectedVersion: 2 }));
+        expect(await waitersOnLock(1)).toBeGreaterThanOrEqual(1);
+        await holder.query('commit');
+        const results = await Promise.all(batches);
+        expect(results.map((r) => r.nextExpectedVersion)).toEqual([4, 4, 4]);
+      });
+      for (const s of streams) {
+        expect((await store.readStream(s)).map((e) => e.streamVersion)).toEqual([1, 2, 3, 4]);
+        expect(await verifyStream(store, s)).toMatchObject({ ok: true, events: 4 });
+      }
+    } finally {
+      await grouped.close();
     }
   });
 

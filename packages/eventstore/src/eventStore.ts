@@ -24,6 +24,7 @@ import {
   appendModes,
   appendStatement,
   oneEventParameters,
+  readsBaseFromLog,
 } from './appendSql.js';
 import {
   type Checkpoint,
@@ -451,6 +452,12 @@ function createStoreOn(raw: Database, options: EventStoreOptions): EventStore {
       ),
     ]),
   ) as Record<AppendShape, Record<AppendMode, { text: string; name: string }>>;
+  // A batch with an expected version reads its chain's base from the log; when that read missed
+  // an append committed while it waited, it is made again with the base from the stream row.
+  const baseFromRowText = appendStatement(s, 'version', 'many', integrity, tenant !== undefined, {
+    baseFromLog: false,
+  });
+  const baseFromRow = { text: baseFromRowText, name: statementName(baseFromRowText) };
   const names = Object.fromEntries(
     Object.entries(sql).map(([k, text]) => [k, statementName(text)]),
   ) as Record<keyof typeof sql, string>;
@@ -536,28 +543,38 @@ function createStoreOn(raw: Database, options: EventStoreOptions): EventStore {
     const mode = appendMode(expectedVersion);
     const shape: AppendShape = encoded.single ? 'one' : 'many';
     const params = appendParameters(stream, encoded, expectedVersion);
-    const statement = appendSql[shape][mode];
     // The unscoped connection runs outside any transaction: its follow-up reads go through the
     // tenant-scoped one. Inside a transaction, the transaction already has the tenant.
     const reader = q === raw ? db : q;
-    let rows: AppendedRow[];
-    try {
-      rows = await q.query<AppendedRow>(statement.text, params, statement.name);
-    } catch (error) {
-      const code = (error as { code?: string }).code;
-      if (code === 'EV409') throw new ConcurrencyError(stream, expectedVersion, 0);
-      if (code === '42501' && /row-level security/.test(String((error as Error).message))) {
-        throw new EventStoreError(
-          'STREAM_NOT_ACCESSIBLE',
-          `the ${stream.type} stream is not accessible to this store (another tenant's)`,
-        );
+    const run = async (statement: { text: string; name: string }) => {
+      try {
+        return await q.query<AppendedRow>(statement.text, params, statement.name);
+      } catch (error) {
+        const code = (error as { code?: string }).code;
+        if (code === 'EV409') throw new ConcurrencyError(stream, expectedVersion, 0);
+        if (code === '42501' && /row-level security/.test(String((error as Error).message))) {
+          throw new EventStoreError(
+            'STREAM_NOT_ACCESSIBLE',
+            `the ${stream.type} stream is not accessible to this store (another tenant's)`,
+          );
+        }
+        throw error;
       }
-      throw error;
+    };
+    let rows = await run(appendSql[shape][mode]);
+    if (rows.length === 0) {
+      const actual = await currentVersion(reader, stream);
+      // The expectation held, but the chain's base was read before an append that committed
+      // while the statement waited for the stream (see appendSql.ts): made again from the row.
+      if (actual !== expectedVersion || !readsBaseFromLog(mode, shape, integrity)) {
+        throw new ConcurrencyError(stream, expectedVersion, actual);
+      }
+      rows = await run(baseFromRow);
+      if (rows.length === 0) {
+        throw new ConcurrencyError(stream, expectedVersion, await currentVersion(reader, stream));
+      }
     }
-    const last = rows[rows.length - 1];
-    if (!last) {
-      throw new ConcurrencyError(stream, expectedVersion, await currentVersion(reader, stream));
-    }
+    const last = rows[rows.length - 1]!;
     if (inlineEvents) await inline.apply(q, stream, inlineEvents, rows);
     return appendResult(last);
   }
@@ -660,16 +677,26 @@ function createStoreOn(raw: Database, options: EventStoreOptions): EventStore {
       const seen = last[row.member];
       if (!seen || Number(row.stream_version) > Number(seen.stream_version)) last[row.member] = row;
     }
-    group.forEach((m, i) => {
+    for (const [i, m] of group.entries()) {
       const row = last[i];
-      m.settle(
-        row
-          ? Promise.resolve(appendResult(row))
-          : currentVersion(db, m.stream).then((actual) => {
-              throw new ConcurrencyError(m.stream, m.expectedVersion, actual);
-            }),
-      );
-    });
+      if (row) {
+        m.settle(Promise.resolve(appendResult(row)));
+      } else if (
+        !m.encoded.single &&
+        readsBaseFromLog(appendMode(m.expectedVersion), 'many', integrity)
+      ) {
+        // A batch whose chain's base may have been read too early is made again alone, which
+        // knows that case (see appendEncoded).
+        void alone(m);
+      } else {
+        // Any other member without a row lost its race.
+        m.settle(
+          currentVersion(db, m.stream).then((actual) => {
+            throw new ConcurrencyError(m.stream, m.expectedVersion, actual);
+          }),
+        );
+      }
+    }
   }
   const enqueue = grouping
     ? createGroupQueue<Waiting>({ ...grouping, maxEvents: limits.maxBatchEvents }, appendGroup)

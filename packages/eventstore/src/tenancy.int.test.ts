@@ -16,6 +16,7 @@ import {
   createEventStore,
   type EventStore,
   verifyAll,
+  verifyStream,
 } from './index.js';
 
 /**
@@ -121,6 +122,30 @@ describe.skipIf(!postgresUrl)('tenant isolation on PostgreSQL', () => {
       `select count(*) as n from "${owner.schema}".snapshots`,
     );
     expect(Number(ownSnapshots!.n)).toBe(1);
+  });
+
+  it('writes a batch with an expected version in one statement, the chain read through row-level security', async () => {
+    // The batch reads its chain's base (the hash of the event at the expected version) from the
+    // log, after the statement has set the tenant. Were the read refused by row-level security,
+    // the claim would take nothing and the store would make the append a second time.
+    const s = stream();
+    await a.append(s, [event()], { expectedVersion: 'no_stream' });
+    const pool = pools[0]!; // the application's login pool, which every append goes through
+    const sent: string[] = [];
+    const query = pool.query.bind(pool);
+    pool.query = ((config: string | { text: string }, ...rest: unknown[]) => {
+      sent.push(typeof config === 'string' ? config : config.text);
+      return (query as (...args: unknown[]) => unknown)(config, ...rest);
+    }) as typeof pool.query;
+    try {
+      expect(await a.append(s, events(3), { expectedVersion: 1 })).toMatchObject({
+        nextExpectedVersion: 4,
+      });
+    } finally {
+      pool.query = query;
+    }
+    expect(sent.filter((text) => text.includes('insert into'))).toHaveLength(1);
+    expect(await verifyStream(owner, s)).toMatchObject({ ok: true, events: 4 });
   });
 
   it('refuses an append to another tenant’s stream and writes nothing', async () => {
