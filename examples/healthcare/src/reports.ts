@@ -4,6 +4,8 @@
  * PHI: the log holds ids and codes only.
  */
 import type { EventStore, RecordedEvent } from '@evident/eventstore';
+import type { DurableMachine } from '@evident/statemachines';
+import type { AnyStateMachine } from 'xstate';
 
 /** One event of a claim's journey, as an auditor reads it. */
 export interface JourneyLine {
@@ -84,5 +86,33 @@ export async function segregationOfDuties(
     submittedBy,
     postedBy,
     separated: submittedBy === null || postedBy === null || submittedBy !== postedBy,
+  };
+}
+
+/** State health departments ask for evidence that required steps preceded treatment. */
+export interface ConsentCheck {
+  readonly plan: string;
+  /** When the consent was recorded, and when treatment started (database time), if they were. */
+  readonly consentRecordedAt: string | null;
+  readonly treatmentStartedAt: string | null;
+  /** False only when treatment started without consent recorded before it. */
+  readonly consentFirst: boolean;
+}
+
+/** Whether informed consent was recorded before treatment started, from a plan's history. */
+export async function consentBeforeTreatment(
+  plans: Pick<DurableMachine<AnyStateMachine>, 'history'>,
+  planId: string,
+): Promise<ConsentCheck> {
+  const history = await plans.history(planId);
+  const first = (type: string) =>
+    history.find((entry) => entry.kind === 'transitioned' && entry.event.type === type);
+  const consent = first('RECORD_CONSENT');
+  const start = first('START_TREATMENT');
+  return {
+    plan: planId,
+    consentRecordedAt: consent?.recordedAt ?? null,
+    treatmentStartedAt: start?.recordedAt ?? null,
+    consentFirst: start === undefined || (consent !== undefined && consent.version < start.version),
   };
 }
