@@ -681,21 +681,22 @@ function createStoreOn(raw: Database, options: EventStoreOptions): EventStore {
       const row = last[i];
       if (row) {
         m.settle(Promise.resolve(appendResult(row)));
-      } else if (
-        !m.encoded.single &&
-        readsBaseFromLog(appendMode(m.expectedVersion), 'many', integrity)
-      ) {
-        // A batch whose chain's base may have been read too early is made again alone, which
-        // knows that case (see appendEncoded).
-        void alone(m);
-      } else {
-        // Any other member without a row lost its race.
-        m.settle(
-          currentVersion(db, m.stream).then((actual) => {
-            throw new ConcurrencyError(m.stream, m.expectedVersion, actual);
-          }),
-        );
+        continue;
       }
+      const shape: AppendShape = m.encoded.single ? 'one' : 'many';
+      m.settle(
+        currentVersion(db, m.stream).then((actual) => {
+          // The expectation held, so the batch's chain base was read too early (see
+          // appendEncoded): made again alone. Any other member without a row lost its race.
+          if (
+            actual === m.expectedVersion &&
+            readsBaseFromLog(appendMode(m.expectedVersion), shape, integrity)
+          ) {
+            return appendEncoded(raw, m.stream, m.encoded, m.expectedVersion);
+          }
+          throw new ConcurrencyError(m.stream, m.expectedVersion, actual);
+        }),
+      );
     }
   }
   const enqueue = grouping
