@@ -38,8 +38,10 @@ import type { ExpectedVersion } from './expectedVersion.js';
  * would compute its chain twice — once in the claim's `SET`, for the stream row, once more for its
  * events — and `sha256()` costs about 2 µs a call (see docs/performance.md). The read can miss:
  * an append that committed while this statement waited for the row is not in the statement's
- * snapshot. Then the claim takes nothing although the version matched, and the caller appends
- * again with `baseFromLog: false`, which takes the base from the locked row.
+ * snapshot. Only a tenant's claim gets that far (an INSERT … ON CONFLICT waits for the row and
+ * checks its newest version; a plain UPDATE skips a row whose snapshot version differs). Then the
+ * claim takes nothing although the version matched, and the caller appends again with
+ * `baseFromLog: false`, which takes the base from the locked row.
  */
 export const appendModes = ['version', 'no_stream', 'any', 'exists'] as const;
 export type AppendMode = (typeof appendModes)[number];
