@@ -540,43 +540,70 @@ function createStoreOn(raw: Database, options: EventStoreOptions): EventStore {
     expectedVersion: ExpectedVersion,
     inlineEvents?: readonly Envelope[],
   ): Promise<AppendResult> {
-    const mode = appendMode(expectedVersion);
     const shape: AppendShape = encoded.single ? 'one' : 'many';
-    const params = appendParameters(stream, encoded, expectedVersion);
+    const statement = appendSql[shape][appendMode(expectedVersion)];
+    let rows = await runAppend(q, statement, stream, encoded, expectedVersion);
+    if (rows.length === 0) rows = await wroteNothing(q, stream, encoded, expectedVersion);
+    if (inlineEvents) await inline.apply(q, stream, inlineEvents, rows);
+    return appendResult(rows[rows.length - 1]!);
+  }
+
+  /** One append statement, with the database's refusals turned into the store's errors. */
+  async function runAppend(
+    q: Queryable,
+    statement: { readonly text: string; readonly name: string },
+    stream: StreamId,
+    encoded: Encoded,
+    expectedVersion: ExpectedVersion,
+  ): Promise<AppendedRow[]> {
+    try {
+      return await q.query<AppendedRow>(
+        statement.text,
+        appendParameters(stream, encoded, expectedVersion),
+        statement.name,
+      );
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      if (code === 'EV409') throw new ConcurrencyError(stream, expectedVersion, 0);
+      if (code === '42501' && /row-level security/.test(String((error as Error).message))) {
+        throw new EventStoreError(
+          'STREAM_NOT_ACCESSIBLE',
+          `the ${stream.type} stream is not accessible to this store (another tenant's)`,
+        );
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * An append statement that wrote nothing (alone or as a member of a group): the expectation did
+   * not hold, or — for a batch whose chain's base is read from the log — that read came before an
+   * append that committed while the statement waited for the stream (see appendSql.ts). Then the
+   * expectation did hold, and the append is made again with the base from the stream row.
+   *
+   * @returns the rows of that second statement
+   * @throws ConcurrencyError with the stream's actual version otherwise
+   */
+  async function wroteNothing(
+    q: Queryable,
+    stream: StreamId,
+    encoded: Encoded,
+    expectedVersion: ExpectedVersion,
+  ): Promise<AppendedRow[]> {
     // The unscoped connection runs outside any transaction: its follow-up reads go through the
     // tenant-scoped one. Inside a transaction, the transaction already has the tenant.
     const reader = q === raw ? db : q;
-    const run = async (statement: { text: string; name: string }) => {
-      try {
-        return await q.query<AppendedRow>(statement.text, params, statement.name);
-      } catch (error) {
-        const code = (error as { code?: string }).code;
-        if (code === 'EV409') throw new ConcurrencyError(stream, expectedVersion, 0);
-        if (code === '42501' && /row-level security/.test(String((error as Error).message))) {
-          throw new EventStoreError(
-            'STREAM_NOT_ACCESSIBLE',
-            `the ${stream.type} stream is not accessible to this store (another tenant's)`,
-          );
-        }
-        throw error;
-      }
-    };
-    let rows = await run(appendSql[shape][mode]);
-    if (rows.length === 0) {
-      const actual = await currentVersion(reader, stream);
-      // The expectation held, but the chain's base was read before an append that committed
-      // while the statement waited for the stream (see appendSql.ts): made again from the row.
-      if (actual !== expectedVersion || !readsBaseFromLog(mode, shape, integrity)) {
-        throw new ConcurrencyError(stream, expectedVersion, actual);
-      }
-      rows = await run(baseFromRow);
-      if (rows.length === 0) {
-        throw new ConcurrencyError(stream, expectedVersion, await currentVersion(reader, stream));
-      }
+    const shape: AppendShape = encoded.single ? 'one' : 'many';
+    const actual = await currentVersion(reader, stream);
+    if (
+      actual === expectedVersion &&
+      readsBaseFromLog(appendMode(expectedVersion), shape, integrity)
+    ) {
+      const rows = await runAppend(q, baseFromRow, stream, encoded, expectedVersion);
+      if (rows.length > 0) return rows;
+      throw new ConcurrencyError(stream, expectedVersion, await currentVersion(reader, stream));
     }
-    const last = rows[rows.length - 1]!;
-    if (inlineEvents) await inline.apply(q, stream, inlineEvents, rows);
-    return appendResult(last);
+    throw new ConcurrencyError(stream, expectedVersion, actual);
   }
 
   /** An append statement's parameters, in order (see appendSql.ts). */
@@ -683,19 +710,10 @@ function createStoreOn(raw: Database, options: EventStoreOptions): EventStore {
         m.settle(Promise.resolve(appendResult(row)));
         continue;
       }
-      const shape: AppendShape = m.encoded.single ? 'one' : 'many';
       m.settle(
-        currentVersion(db, m.stream).then((actual) => {
-          // The expectation held, so the batch's chain base was read too early (see
-          // appendEncoded): made again alone. Any other member without a row lost its race.
-          if (
-            actual === m.expectedVersion &&
-            readsBaseFromLog(appendMode(m.expectedVersion), shape, integrity)
-          ) {
-            return appendEncoded(raw, m.stream, m.encoded, m.expectedVersion);
-          }
-          throw new ConcurrencyError(m.stream, m.expectedVersion, actual);
-        }),
+        wroteNothing(raw, m.stream, m.encoded, m.expectedVersion).then((rows) =>
+          appendResult(rows[rows.length - 1]!),
+        ),
       );
     }
   }
