@@ -70,14 +70,18 @@ export interface SubscribeOptions {
   /** Stops the subscription when aborted. */
   readonly signal?: AbortSignal;
   /**
-   * Events the caller has read already, offered before the subscription reads the log itself:
-   * called with the checkpoint the subscription is at and the most events it wants, it returns
-   * the events that come right after that checkpoint in the log (those the filter lets through,
-   * as `readAll` gives them) with the checkpoint after them, or `undefined` to have the log read.
-   * The subscription trusts the answer: an event left out is never handled. For a handler that
-   * reads ahead of its subscription (the outbox relay), so each event is read once.
+   * The subscription's pages, from a caller that reads the log ahead of it: called with the
+   * checkpoint the subscription is at and the most events it wants, it returns (or resolves to)
+   * the page `readAll` would give from there — the events right after that checkpoint that the
+   * filter lets through, the checkpoint after them and whether that is the head — or `undefined`
+   * to have the subscription read the log itself. The subscription trusts the answer: an event
+   * left out is never handled. For a handler that reads ahead of its subscription (the outbox
+   * relay), so each event is read from the log once.
    */
-  readonly readAhead?: (after: Checkpoint, limit: number) => ReadAllResult | undefined;
+  readonly readAhead?: (
+    after: Checkpoint,
+    limit: number,
+  ) => ReadAllResult | undefined | Promise<ReadAllResult | undefined>;
 }
 
 export type SubscriptionState = 'starting' | 'active' | 'standby' | 'stopped' | 'failed';
@@ -489,9 +493,9 @@ export function createSubscriptions(
             state = 'active';
             logger.info({ subscription: name }, 'subscription active');
           }
-          const offered = options.readAhead?.(checkpoint, batchSize);
+          const offered = await options.readAhead?.(checkpoint, batchSize);
           const page =
-            offered && offered.events.length > 0
+            offered !== undefined
               ? offered
               : await store.readAll({
                   after: checkpoint,

@@ -326,8 +326,10 @@ export function subscriptionContract(name: string, factory: StoreFactory): void 
             filter,
             batchSize: 50,
             handler: (e) => void seen.push(e),
-            readAhead: (after, limit) => {
+            // Answered later, as a caller that reads the log itself answers.
+            readAhead: async (after, limit) => {
               asked.push([after, limit]);
+              await new Promise((r) => setTimeout(r, 5));
               return after === start
                 ? { events: offered, checkpoint: offered[2]!.checkpoint, caughtUp: false }
                 : undefined;

@@ -10,6 +10,7 @@ import type {
   ErrorSummary,
   EventStore,
   ParkedEvent,
+  ReadAllResult,
   RecordedEvent,
   SubscribeOptions,
   SubscriptionState,
@@ -274,16 +275,21 @@ export function relay(options: RelayOptions): Relay {
   // Parked events being retried by an operator: published on their own, outside the pipeline.
   const direct = new Set<string>();
 
-  // The pipeline: events read ahead of the subscription and published before it asks, so a
-  // batch's confirms arrive together. Restarted (a new generation) after any failure, so that
-  // nothing of a stream is sent after an event of it that failed.
+  // The pipeline: events read from the log ahead of the subscription, in log order — first those
+  // whose publish has started (`ahead`), then those waiting for room in the window (`queued`) —
+  // published before the subscription's handler asks, so a batch's confirms arrive together.
+  // The relay does the reading and hands the subscription its pages from here (readAheadPage),
+  // so each event is read from the log once. Restarted (a new generation) after any failure, so
+  // that nothing of a stream is sent after an event of it that failed.
   let generation = 0;
   let ahead = new Map<string, Pending>();
+  let queued: RecordedEvent[] = [];
   let tails = new Map<string, Promise<void>>();
+  // The checkpoint of the last event read into the pipeline: the next read starts after it.
   let frontier: Checkpoint | undefined;
   let reading: Promise<void> | undefined;
-  // The checkpoint of the event the handler took last. What `ahead` holds comes right after it
-  // in the log, in order: the subscription's next page, already read (see readAheadPage).
+  // The checkpoint of the event the handler took last. What the pipeline holds comes right after
+  // it in the log, in order: the subscription's next page, already read (see readAheadPage).
   let handedOver: Checkpoint | undefined;
 
   function remember(id: string): void {
@@ -354,46 +360,78 @@ export function relay(options: RelayOptions): Relay {
     };
     done.then(forget, forget);
     ahead.set(event.id, { event, done });
-    frontier = event.checkpoint;
+  }
+
+  /** Room in the window: one place is the event the handler holds, already out of `ahead`. */
+  const room = () => maxInFlight - 1 - ahead.size;
+
+  /** Start the publishes of queued events while the window has room. */
+  function fill(): void {
+    let taken = 0;
+    while (taken < queued.length && room() > 0) schedule(queued[taken++]!);
+    if (taken > 0) queued = queued.slice(taken);
+  }
+
+  /** Take a page read from the log after `frontier` into the pipeline. */
+  function take(events: readonly RecordedEvent[]): void {
+    for (const event of events) {
+      // Read in order after the frontier; anything at or before it is in the pipeline already.
+      if (frontier !== undefined && event.checkpoint <= frontier) continue;
+      queued.push(event);
+      frontier = event.checkpoint;
+    }
+    fill();
   }
 
   /** Drop what is queued, and wait until everything sent is known confirmed or failed. */
   async function restart(): Promise<void> {
     generation += 1;
     ahead = new Map();
+    queued = [];
     tails = new Map();
     frontier = undefined;
     handedOver = undefined;
     while (sending.size > 0) await Promise.allSettled([...sending]);
   }
 
+  /** A page of the log after `after`, with the subscription's filter. */
+  const readLog = (after: Checkpoint, limit: number) =>
+    store.readAll({
+      after,
+      limit,
+      ...(types ? { types } : {}),
+      ...(streamTypes ? { streamTypes } : {}),
+    });
+
   async function topUp(gen: number): Promise<void> {
-    // One place is the event the handler holds, already taken out of `ahead`.
-    const room = () => maxInFlight - 1 - ahead.size;
     try {
-      while (gen === generation && !stop.signal.aborted && frontier && room() > 0) {
-        const page = await store.readAll({
-          after: frontier,
-          limit: room(),
-          ...(types ? { types } : {}),
-          ...(streamTypes ? { streamTypes } : {}),
-        });
+      while (
+        gen === generation &&
+        !stop.signal.aborted &&
+        frontier !== undefined &&
+        queued.length === 0 &&
+        room() > 0
+      ) {
+        // A subscription's page at a time: what the window has no room for waits in `queued`.
+        const page = await readLog(frontier, batchSize);
         if (gen !== generation) return;
-        // The handler may have scheduled some of these itself meanwhile (see claim).
-        for (const event of page.events) if (event.checkpoint > frontier!) schedule(event);
+        take(page.events);
         if (page.events.length === 0 || page.caughtUp) return;
-        if (page.checkpoint > frontier!) frontier = page.checkpoint;
       }
     } catch (error) {
-      // Reading ahead only saves round trips: the subscription still hands over every event.
+      // Reading ahead only saves round trips: the subscription reads the page itself.
       logger.warn(errorFields(error), 'relay could not read ahead');
     }
   }
 
-  /** Read ahead once half the window is free (one read at a time). */
+  /** Keep the window full: from what was read, or by reading on once half of it is free. */
   function topUpSoon(): void {
-    if (!readAhead || reading !== undefined || frontier === undefined) return;
-    if (ahead.size > maxInFlight / 2 || stop.signal.aborted) return;
+    if (!readAhead || frontier === undefined || stop.signal.aborted) return;
+    if (queued.length > 0) {
+      fill();
+      return;
+    }
+    if (reading !== undefined || ahead.size > maxInFlight / 2) return;
     reading = topUp(generation).finally(() => {
       reading = undefined;
     });
@@ -405,6 +443,10 @@ export function relay(options: RelayOptions): Relay {
    */
   async function claim(event: RecordedEvent): Promise<Pending> {
     let pending = ahead.get(event.id);
+    if (!pending && ahead.size === 0 && queued[0]?.id === event.id) {
+      fill();
+      pending = ahead.get(event.id);
+    }
     if (!pending || ahead.keys().next().value !== event.id) {
       if (stop.signal.aborted) {
         // Stopping, and the subscription goes one event at a time: what the broker confirmed is
@@ -412,9 +454,14 @@ export function relay(options: RelayOptions): Relay {
         if (confirmed.has(event.id)) return { event, done: Promise.resolve() };
         throw new RelayStoppedError('relay stopped');
       }
-      if (ahead.size === 0 && frontier !== undefined && event.checkpoint > frontier) {
-        // Everything read ahead was handed over and this is the next event: the subscription got
-        // here before the read ahead did. Go on from it.
+      if (
+        ahead.size === 0 &&
+        queued.length === 0 &&
+        frontier !== undefined &&
+        event.checkpoint > frontier
+      ) {
+        // Everything read ahead was handed over and this is the next event: the subscription read
+        // it itself (the relay's read failed). Go on from it.
         schedule(event);
       } else {
         // Not next in line: the first event, the first after a failure, or a batch handed over
@@ -422,6 +469,7 @@ export function relay(options: RelayOptions): Relay {
         await restart();
         schedule(event);
       }
+      frontier = event.checkpoint;
       pending = ahead.get(event.id)!;
     }
     ahead.delete(event.id);
@@ -431,19 +479,50 @@ export function relay(options: RelayOptions): Relay {
   }
 
   /**
-   * The subscription's next page from what was read ahead, so each event is read from the log
-   * once: when the subscription asks from the event the handler took last, the events queued
-   * behind it are the next ones in the log (read in order, after it, with the same filter).
-   * Anything else (the first page, a page after a failure or a restart) is read from the log.
+   * The subscription's pages, read by the relay, so each event is read from the log once. When
+   * the subscription asks from the event the handler took last, what the pipeline holds behind it
+   * is the next part of the log (read in order, after it, with the same filter). Otherwise (the
+   * first page, a page after a failure or a restart, or a read ahead that fell behind) the relay
+   * reads the page from the log here and takes its events into the pipeline.
    */
-  function readAheadPage(after: Checkpoint, limit: number) {
-    if (after !== handedOver || ahead.size === 0) return undefined;
-    const events: RecordedEvent[] = [];
-    for (const { event } of ahead.values()) {
-      events.push(event);
-      if (events.length === limit) break;
+  async function readAheadPage(
+    after: Checkpoint,
+    limit: number,
+  ): Promise<ReadAllResult | undefined> {
+    if (!readAhead) return undefined;
+    // A read in flight may bring the page asked for.
+    while (reading !== undefined) await reading;
+    if (after === handedOver && ahead.size + queued.length > 0) {
+      const events: RecordedEvent[] = [];
+      for (const { event } of ahead.values()) {
+        if (events.length === limit) break;
+        events.push(event);
+      }
+      for (const event of queued) {
+        if (events.length === limit) break;
+        events.push(event);
+      }
+      return { events, checkpoint: events[events.length - 1]!.checkpoint, caughtUp: false };
     }
-    return { events, checkpoint: events[events.length - 1]!.checkpoint, caughtUp: false };
+    // Not what the pipeline holds: drop it (nothing when all was handed over) and read from here.
+    if (after !== handedOver || frontier !== after) await restart();
+    const gen = generation;
+    const read = readLog(after, limit);
+    reading = read.then(
+      () => undefined,
+      () => undefined,
+    );
+    try {
+      const page = await read;
+      if (gen === generation && !stop.signal.aborted) {
+        handedOver = after;
+        frontier = after;
+        take(page.events);
+      }
+      return page;
+    } finally {
+      reading = undefined;
+    }
   }
 
   async function handle(event: RecordedEvent): Promise<void> {
