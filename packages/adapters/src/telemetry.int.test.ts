@@ -120,12 +120,71 @@ describe.skipIf(!postgresUrl)('a workflow traced across the store, the relay and
         const consume = one('evident.consume');
         expect(parentOf(append)).toBe(root.spanContext().spanId);
         expect(parentOf(relayed)).toBe(root.spanContext().spanId);
-        expect(parentOf(publish)).toBe(relayed.spanContext().spanId);
+        // The relay publishes ahead of its subscription's handler, so the publish joins the
+        // event's own trace beside it rather than inside it.
+        expect(parentOf(publish)).toBe(root.spanContext().spanId);
+        expect(relayed.spanContext().traceId).toBe(traceId);
         expect(parentOf(consume)).toBe(root.spanContext().spanId);
         expect(consume.attributes).toMatchObject({
           'evident.event.type': 'ClaimSubmitted',
           'evident.attempt': 1,
         });
+      });
+
+      it('publishes each event in its own request’s trace, however far ahead of its handler the relay reads', async () => {
+        spans.reset();
+        const handled = new Set<string>();
+        const consumer = await broker.broker.subscribe({
+          queue: 'billing-many',
+          topics: ['ClaimAdjudicated'],
+          handler: (envelope) => void handled.add(envelope.id),
+        });
+        // Twelve requests, each appending one event; a window of 3 and pages of 12, so most
+        // publishes start while the relay's handler holds another event (its span active).
+        const tracer = trace.getTracer('test');
+        const requests: { traceId: string; spanId: string; eventId: string }[] = [];
+        for (let i = 0; i < 12; i++) {
+          requests.push(
+            await tracer.startActiveSpan(`POST /adjudications/${i}`, async (span) => {
+              const adjudicated = createEnvelope({
+                type: 'ClaimAdjudicated',
+                data: { claimId: `c-${i}` },
+                source: 'billing-service',
+                actor: { id: 'u-17', role: 'billing-clerk' },
+              });
+              await store.store.append({ type: 'claim', id: `c-adj-${i}` }, [adjudicated], {
+                expectedVersion: 'no_stream',
+              });
+              span.end();
+              return { ...span.spanContext(), eventId: adjudicated.id };
+            }),
+          );
+        }
+        const outbox = relay({
+          store: store.store,
+          broker: broker.broker,
+          subscriptionName: 'outbox-many',
+          filter: { types: ['ClaimAdjudicated'] },
+          maxInFlight: 3,
+          batchSize: 12,
+        });
+        try {
+          const deadline = Date.now() + 30_000;
+          while (requests.some((r) => !handled.has(r.eventId)) && Date.now() < deadline) {
+            await new Promise((r) => setTimeout(r, 20));
+          }
+          expect(requests.filter((r) => !handled.has(r.eventId))).toEqual([]);
+        } finally {
+          await outbox.stop();
+          await consumer.close();
+        }
+        const publishes = spans
+          .getFinishedSpans()
+          .filter((s) => s.name.startsWith('evident.publish'));
+        for (const request of requests) {
+          const own = publishes.filter((s) => s.spanContext().traceId === request.traceId);
+          expect(own.map((s) => s.parentSpanContext?.spanId)).toEqual([request.spanId]);
+        }
       });
     });
   }

@@ -4,6 +4,7 @@ import {
   InvalidArgumentError,
   isEvidentError,
   silentLogger,
+  tracingOff,
 } from '@evident/envelope';
 import type {
   Checkpoint,
@@ -16,6 +17,7 @@ import type {
   SubscriptionState,
   SubscriptionStatus,
 } from '@evident/eventstore';
+import { context as otelContext, ROOT_CONTEXT } from '@opentelemetry/api';
 import type { Broker, PublishOptions } from '../broker.js';
 import { isBrokerError } from '../errors.js';
 import { type BrokerLogger, errorFields } from '../logger.js';
@@ -168,6 +170,17 @@ function summarize(error: unknown): ErrorSummary {
   };
 }
 
+/**
+ * Run outside whatever span is active. The relay starts publishes and reads wherever its pipeline
+ * happens to be — reading a page for its subscription, in a confirm's callback, in the handler of
+ * another event — so an ambient span is an accident: a publish joins its own event's trace (the
+ * instrumented broker continues the trace the event was created in when no span is active), and a
+ * read of the log, which serves many events, belongs to none of them.
+ */
+function detached<T>(fn: () => T): T {
+  return tracingOff() ? fn() : otelContext.with(ROOT_CONTEXT, fn);
+}
+
 /** Errors from the user's `topicOf` and `priorityOf`: the same event would fail the same way again. */
 const fromMapping = new WeakSet<object>();
 
@@ -318,7 +331,7 @@ export function relay(options: RelayOptions): Relay {
     }
     let call: Promise<void>;
     try {
-      call = broker.publish(toEnvelope(event), publishOptions);
+      call = detached(() => broker.publish(toEnvelope(event), publishOptions));
     } catch (error) {
       call = Promise.reject(error);
     }
@@ -396,12 +409,14 @@ export function relay(options: RelayOptions): Relay {
 
   /** A page of the log after `after`, with the subscription's filter. */
   const readLog = (after: Checkpoint, limit: number) =>
-    store.readAll({
-      after,
-      limit,
-      ...(types ? { types } : {}),
-      ...(streamTypes ? { streamTypes } : {}),
-    });
+    detached(() =>
+      store.readAll({
+        after,
+        limit,
+        ...(types ? { types } : {}),
+        ...(streamTypes ? { streamTypes } : {}),
+      }),
+    );
 
   async function topUp(gen: number): Promise<void> {
     try {
