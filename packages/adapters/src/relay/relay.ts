@@ -434,7 +434,7 @@ export function relay(options: RelayOptions): Relay {
         if (page.events.length === 0 || page.caughtUp) return;
       }
     } catch (error) {
-      // Reading ahead only saves round trips: the subscription reads the page itself.
+      // Reading ahead only saves time: readAheadPage reads whatever the subscription asks for next.
       logger.warn(errorFields(error), 'relay could not read ahead');
     }
   }
@@ -475,8 +475,8 @@ export function relay(options: RelayOptions): Relay {
         frontier !== undefined &&
         event.checkpoint > frontier
       ) {
-        // Everything read ahead was handed over and this is the next event: the subscription read
-        // it itself (the relay's read failed). Go on from it.
+        // Nothing read ahead and this is the next event: the subscription reads the log itself
+        // (PGlite, one session: no read ahead). Go on from it.
         schedule(event);
       } else {
         // Not next in line: the first event, the first after a failure, or a batch handed over
