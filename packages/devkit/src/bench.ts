@@ -20,12 +20,32 @@ export const median = (values: readonly number[]) =>
   );
 
 /**
- * `items` in the order round `round` measures them: rotated by one each round, so no contender
- * always follows the same neighbour (and pays for the work that neighbour leaves behind: a fixed
- * order cost the append benchmark's store a steady few percent).
+ * `items` in the order round `round` measures them, so that over a whole cycle of rounds each
+ * contender runs right after every other one equally often: a contender pays for the work its
+ * predecessor leaves behind (dirty pages, WAL to flush, autovacuum), and a fixed neighbour makes
+ * that a bias. The rows of a Williams design: the first round runs 0, 1, n−1, 2, n−2, …, each
+ * later round adds one to every index (mod n); for an odd n the next n rounds run those orders
+ * reversed. A cycle is n rounds for an even n, 2n for an odd n.
+ *
+ * (This replaced a plain rotation — round r starting at item r — which keeps every contender's
+ * neighbours: in the append benchmark the store followed the ceiling's burst of inserts in four
+ * rounds of five, and the store with the hash chain off always followed the store with it on.)
  */
-export const inRotation = <T>(items: readonly T[], round: number): T[] =>
-  items.map((_, i) => items[(i + round) % items.length]!);
+/** How many rounds it takes `inBalancedOrder` to pair every contender with every other equally. */
+export const balancedCycle = (contenders: number) =>
+  contenders % 2 === 0 ? contenders : 2 * contenders;
+
+export function inBalancedOrder<T>(items: readonly T[], round: number): T[] {
+  const n = items.length;
+  const base: number[] = [];
+  for (let low = 0, high = n - 1, k = 0; k < n; k++) {
+    base.push(k % 2 === 0 ? low++ : high--);
+  }
+  const cycle = balancedCycle(n);
+  const r = ((round % cycle) + cycle) % cycle;
+  const order = base.map((index) => items[(index + r) % n]!);
+  return r < n ? order : order.reverse();
+}
 
 /** Run `worker` on `concurrency` lanes for `ms`; returns operations completed per second. */
 export async function throughput(

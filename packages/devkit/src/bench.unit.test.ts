@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
-  inRotation,
+  balancedCycle,
+  inBalancedOrder,
   medianCpu,
   pairedRatio,
   report,
@@ -11,14 +12,50 @@ import {
   startCpuMeter,
 } from './bench.js';
 
-describe('inRotation', () => {
-  it('starts each round one contender later, so each follows every other in turn', () => {
-    const order = [0, 1, 2].map((round) => inRotation(['ceiling', 'store', 'off'], round));
-    expect(order).toEqual([
-      ['ceiling', 'store', 'off'],
-      ['store', 'off', 'ceiling'],
-      ['off', 'ceiling', 'store'],
-    ]);
+describe('inBalancedOrder', () => {
+  const cycleOf = (n: number) => {
+    const items = Array.from({ length: n }, (_, i) => i);
+    return Array.from({ length: balancedCycle(n) }, (_, round) => inBalancedOrder(items, round));
+  };
+
+  it('measures every contender once a round', () => {
+    for (const n of [1, 2, 3, 4, 5, 6, 7]) {
+      for (const order of cycleOf(n)) expect([...order].sort()).toEqual(order.map((_, i) => i));
+    }
+  });
+
+  it('over a cycle, runs each contender right after every other equally often', () => {
+    for (const n of [2, 3, 4, 5, 6, 7]) {
+      const follows = new Map<string, number>();
+      for (const order of cycleOf(n)) {
+        for (let i = 1; i < n; i++) {
+          const pair = `${order[i - 1]}>${order[i]}`;
+          follows.set(pair, (follows.get(pair) ?? 0) + 1);
+        }
+      }
+      // Every ordered pair of different contenders, and each as often as the others.
+      expect(follows.size).toBe(n * (n - 1));
+      expect(new Set(follows.values()).size).toBe(1);
+    }
+  });
+
+  it('puts each contender first equally often', () => {
+    for (const n of [2, 3, 4, 5]) {
+      const firsts = cycleOf(n).map((order) => order[0]);
+      for (let i = 0; i < n; i++) {
+        expect(firsts.filter((f) => f === i)).toHaveLength(balancedCycle(n) / n);
+      }
+    }
+  });
+
+  it('a plain rotation would not: the store would mostly follow the ceiling', () => {
+    // The order the append benchmark used before: five contenders, five rounds, each round one
+    // later. 'store' (1) ran right after 'ceiling' (0) in four of them.
+    const rotation = (round: number) => [0, 1, 2, 3, 4].map((i) => (i + round) % 5);
+    const afterCeiling = (orders: number[][]) =>
+      orders.filter((o) => o.indexOf(1) === o.indexOf(0) + 1).length;
+    expect(afterCeiling([0, 1, 2, 3, 4].map(rotation))).toBe(4);
+    expect(afterCeiling(cycleOf(5))).toBe(2);
   });
 });
 

@@ -2,8 +2,8 @@
  * Event store benchmark against PostgreSQL. Every figure is printed beside a ceiling measured in
  * the same run on the same database: plain node-postgres INSERTs into a table of the same shape
  * (same columns, defaults and indexes), 16 connections one row per statement, and the same rows in
- * batches of 100. Rounds alternate store and ceiling so both see the same machine noise; each
- * figure is the median of its rounds. Append figures also print the CPU time an event cost
+ * batches of 100. Every round measures each contender once, in a balanced order, so all see the
+ * same machine noise; each figure is the median of its rounds. Append figures also print the CPU time an event cost
  * (`cpuMicrosPerEvent`: this Node.js process, and the PostgreSQL server when it runs on this
  * machine), the steadier figure when the question is which of two SQL shapes costs the server less.
  *
@@ -11,10 +11,11 @@
  */
 
 import {
+  balancedCycle,
   type CpuPerOperation,
   ceilingInsert,
   ceilingRow,
-  inRotation,
+  inBalancedOrder,
   latencies,
   median,
   medianCpu,
@@ -31,8 +32,9 @@ import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trac
 import pg from 'pg';
 
 const url = process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/evident_test';
-const seconds = Number(process.env.BENCH_SECONDS ?? 3);
-const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
+const seconds = Number(process.env.BENCH_SECONDS ?? 2);
+// One whole cycle of the balanced order below (five contenders: ten rounds), unless asked otherwise.
+const rounds = Number(process.env.BENCH_ROUNDS ?? balancedCycle(5));
 const writers = 16;
 const schema = `bench_${process.pid}`;
 
@@ -159,11 +161,12 @@ async function main() {
   for (const variant of Object.keys(variants) as Variant[]) {
     await appendLoop(variant, `warm-${variant}`, 1);
   }
-  // Each round measures every contender once, in an order that rotates from round to round: in a
-  // fixed order the store always followed the ceiling's burst of inserts.
+  // Each round measures every contender once, in a balanced order (see inBalancedOrder): over the
+  // rounds each contender follows every other equally often, so none always pays for the same
+  // neighbour's leftover work (in a fixed order the store always followed the ceiling's burst).
   const contenders = ['ceiling', ...Object.keys(variants)] as Contender[];
   for (let round = 0; round < rounds; round++) {
-    for (const who of inRotation(contenders, round)) {
+    for (const who of inBalancedOrder(contenders, round)) {
       figures.single[who].push(
         await metered('single', who, () =>
           who === 'ceiling'
@@ -175,7 +178,7 @@ async function main() {
         ),
       );
     }
-    for (const who of inRotation(contenders, round)) {
+    for (const who of inBalancedOrder(contenders, round)) {
       figures.batch[who].push(
         await metered('batch', who, () =>
           who === 'ceiling'

@@ -1,15 +1,15 @@
 /**
  * Durable state machine benchmark against PostgreSQL. Every throughput figure is printed beside
  * the event store's own single-event append rate (expected-version checks, 16 concurrent writers)
- * measured in the same run on the same database; every round measures each once, in an order that
- * rotates, and a ratio is the median of the rounds' own ratios (each figure the median of its
- * rounds).
+ * measured in the same run on the same database; every round measures each once, in a balanced
+ * order (over the rounds each contender follows every other equally often), and a ratio is the
+ * median of the rounds' own ratios (each figure the median of its rounds).
  *
  *   POSTGRES_URL=postgres://postgres@127.0.0.1:5432/evident_test pnpm --filter @evident/statemachines bench
  */
 import { randomBytes } from 'node:crypto';
 import {
-  inRotation,
+  inBalancedOrder,
   latencies,
   median,
   percentile,
@@ -24,7 +24,8 @@ import { assign, setup } from 'xstate';
 
 const url = process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/evident_test';
 const seconds = Number(process.env.BENCH_SECONDS ?? 3);
-const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
+// A whole cycle of the balanced order of four contenders, twice.
+const rounds = Number(process.env.BENCH_ROUNDS ?? 8);
 const lanes = 16;
 const schema = `bench_sm_${process.pid}`;
 const actor = { id: 'u-17', role: 'billing-clerk' };
@@ -141,7 +142,7 @@ try {
     action: [] as number[],
     cold: [] as number[],
   };
-  // Each round measures every contender once, the order rotating from round to round (in a
+  // Each round measures every contender once, in a balanced order (see inBalancedOrder: in a
   // fixed order one contender always follows the same neighbour's leftover work).
   const contenders = [
     ['append', appendOne],
@@ -150,7 +151,7 @@ try {
     ['cold', coldStep],
   ] as const;
   for (let r = 0; r < rounds; r++) {
-    for (const [name, step] of inRotation(contenders, r)) {
+    for (const [name, step] of inBalancedOrder(contenders, r)) {
       figures[name].push(await throughput(lanes, seconds * 1000, step));
     }
   }
