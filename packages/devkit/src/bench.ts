@@ -91,7 +91,8 @@ export interface Figure {
   /**
    * The figure's own rounds and its ceiling's, measured in pairs (round i of each back to back).
    * With both, `ratio` is the median of the rounds' own ratios: a burst of machine noise then
-   * lands on one pair instead of moving one median against the other.
+   * lands on one pair instead of moving one median against the other. `ratioQuartiles` is printed
+   * beside it: the middle half of those ratios.
    */
   readonly rounds?: readonly number[];
   readonly ceilingRounds?: readonly number[];
@@ -118,6 +119,11 @@ export function report(figure: Figure): void {
     if (figure.rounds && figure.ceilingRounds) {
       out.ratio = three(pairedRatio(figure.rounds, figure.ceilingRounds));
       out.ratioOfMedians = three(ofMedians);
+      // The middle half of the rounds' own ratios: how far to trust `ratio` near a target.
+      const ratios = figure.rounds
+        .map((v, i) => v / figure.ceilingRounds![i]!)
+        .sort((a, b) => a - b);
+      out.ratioQuartiles = [three(percentile(ratios, 25)), three(percentile(ratios, 75))];
     } else {
       out.ratio = three(ofMedians);
     }

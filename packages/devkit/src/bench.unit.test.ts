@@ -95,10 +95,26 @@ describe('report', () => {
     expect(line.ratioOfMedians).toBe(0.7);
   });
 
+  it('prints the middle half of the rounds’ own ratios, to judge a ratio near its target', () => {
+    const line = printed(() =>
+      report({
+        bench: 'x',
+        value: 90,
+        unit: 'ops/s',
+        ceiling: 100,
+        // Own ratios, sorted: 0.8, 0.85, 0.9, 0.95, 1.0, 1.1, 1.2, 1.3
+        rounds: [90, 80, 120, 85, 100, 95, 110, 130],
+        ceilingRounds: [100, 100, 100, 100, 100, 100, 100, 100],
+      }),
+    );
+    expect(line.ratioQuartiles).toEqual([0.85, 1.1]);
+  });
+
   it('prints the ratio of the figure to its ceiling otherwise', () => {
     const line = printed(() => report({ bench: 'x', value: 5, unit: 'ms', ceiling: 8 }));
     expect(line.ratio).toBe(0.625);
     expect(line.ratioOfMedians).toBeUndefined();
+    expect(line.ratioQuartiles).toBeUndefined();
   });
 });
 
