@@ -19,6 +19,10 @@ export const median = (values: readonly number[]) =>
     50,
   );
 
+/** How many rounds it takes `inBalancedOrder` to pair every contender with every other equally. */
+export const balancedCycle = (contenders: number) =>
+  contenders % 2 === 0 ? contenders : 2 * contenders;
+
 /**
  * `items` in the order round `round` measures them, so that over a whole cycle of rounds each
  * contender runs right after every other one equally often: a contender pays for the work its
@@ -31,10 +35,6 @@ export const median = (values: readonly number[]) =>
  * neighbours: in the append benchmark the store followed the ceiling's burst of inserts in four
  * rounds of five, and the store with the hash chain off always followed the store with it on.)
  */
-/** How many rounds it takes `inBalancedOrder` to pair every contender with every other equally. */
-export const balancedCycle = (contenders: number) =>
-  contenders % 2 === 0 ? contenders : 2 * contenders;
-
 export function inBalancedOrder<T>(items: readonly T[], round: number): T[] {
   const n = items.length;
   const base: number[] = [];
@@ -99,12 +99,17 @@ export interface Figure {
   readonly [extra: string]: unknown;
 }
 
-/** Median of `values[i] / ceilings[i]`: the ratio of rounds measured back to back. */
-export function pairedRatio(values: readonly number[], ceilings: readonly number[]): number {
+/** `values[i] / ceilings[i]`, sorted: the ratios of rounds measured back to back. */
+function ownRatios(values: readonly number[], ceilings: readonly number[]): number[] {
   if (values.length === 0 || values.length !== ceilings.length) {
     throw new Error('paired rounds need as many ceiling rounds as rounds');
   }
-  return median(values.map((v, i) => v / ceilings[i]!));
+  return values.map((v, i) => v / ceilings[i]!).sort((a, b) => a - b);
+}
+
+/** Median of `values[i] / ceilings[i]`: the ratio of rounds measured back to back. */
+export function pairedRatio(values: readonly number[], ceilings: readonly number[]): number {
+  return percentile(ownRatios(values, ceilings), 50);
 }
 
 export function report(figure: Figure): void {
@@ -117,12 +122,10 @@ export function report(figure: Figure): void {
     out.ceiling = round(figure.ceiling);
     const ofMedians = figure.value / figure.ceiling;
     if (figure.rounds && figure.ceilingRounds) {
-      out.ratio = three(pairedRatio(figure.rounds, figure.ceilingRounds));
+      const ratios = ownRatios(figure.rounds, figure.ceilingRounds);
+      out.ratio = three(percentile(ratios, 50));
       out.ratioOfMedians = three(ofMedians);
       // The middle half of the rounds' own ratios: how far to trust `ratio` near a target.
-      const ratios = figure.rounds
-        .map((v, i) => v / figure.ceilingRounds![i]!)
-        .sort((a, b) => a - b);
       out.ratioQuartiles = [three(percentile(ratios, 25)), three(percentile(ratios, 75))];
     } else {
       out.ratio = three(ofMedians);

@@ -3,9 +3,10 @@
  * the same run on the same database: plain node-postgres INSERTs into a table of the same shape
  * (same columns, defaults and indexes), 16 connections one row per statement, and the same rows in
  * batches of 100. Every round measures each contender once, in a balanced order, so all see the
- * same machine noise; each figure is the median of its rounds. Append figures also print the CPU time an event cost
- * (`cpuMicrosPerEvent`: this Node.js process, and the PostgreSQL server when it runs on this
- * machine), the steadier figure when the question is which of two SQL shapes costs the server less.
+ * same machine noise; each figure is the median of its rounds. Append figures also print the CPU
+ * time an event cost (`cpuMicrosPerEvent`: this Node.js process, and the PostgreSQL server when it
+ * runs on this machine), the steadier figure when the question is which of two SQL shapes costs
+ * the server less.
  *
  *   POSTGRES_URL=postgres://postgres@127.0.0.1:5432/evident_test pnpm --filter @evident/eventstore bench
  */
