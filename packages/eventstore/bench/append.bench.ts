@@ -34,8 +34,6 @@ import pg from 'pg';
 
 const url = process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/evident_test';
 const seconds = Number(process.env.BENCH_SECONDS ?? 2);
-// One whole cycle of the balanced order below (five contenders: ten rounds), unless asked otherwise.
-const rounds = Number(process.env.BENCH_ROUNDS ?? balancedCycle(5));
 const writers = 16;
 const schema = `bench_${process.pid}`;
 
@@ -166,6 +164,8 @@ async function main() {
   // rounds each contender follows every other equally often, so none always pays for the same
   // neighbour's leftover work (in a fixed order the store always followed the ceiling's burst).
   const contenders = ['ceiling', ...Object.keys(variants)] as Contender[];
+  // One whole cycle of the balanced order (five contenders: ten rounds), unless asked otherwise.
+  const rounds = Number(process.env.BENCH_ROUNDS ?? balancedCycle(contenders.length));
   for (let round = 0; round < rounds; round++) {
     for (const who of inBalancedOrder(contenders, round)) {
       figures.single[who].push(

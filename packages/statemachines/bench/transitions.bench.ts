@@ -9,6 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import {
+  balancedCycle,
   inBalancedOrder,
   latencies,
   median,
@@ -24,8 +25,6 @@ import { assign, setup } from 'xstate';
 
 const url = process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/evident_test';
 const seconds = Number(process.env.BENCH_SECONDS ?? 3);
-// A whole cycle of the balanced order of four contenders, twice.
-const rounds = Number(process.env.BENCH_ROUNDS ?? 8);
 const lanes = 16;
 const schema = `bench_sm_${process.pid}`;
 const actor = { id: 'u-17', role: 'billing-clerk' };
@@ -150,6 +149,8 @@ try {
     ['action', actionStep],
     ['cold', coldStep],
   ] as const;
+  // Two whole cycles of the balanced order (four contenders: eight rounds), unless asked otherwise.
+  const rounds = Number(process.env.BENCH_ROUNDS ?? 2 * balancedCycle(contenders.length));
   for (let r = 0; r < rounds; r++) {
     for (const [name, step] of inBalancedOrder(contenders, r)) {
       figures[name].push(await throughput(lanes, seconds * 1000, step));
